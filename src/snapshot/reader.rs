@@ -1,0 +1,285 @@
+//! Reads a snapshot in place through a memory map.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::block::{self, BlockRef};
+use super::{FOOTER_BYTES, FOOTER_MAGIC, SECTION_COUNT};
+use crate::codec::{checksum, read_array, read_u32, read_u64};
+use crate::error::{Error, Result};
+use crate::header::{FileHeader, HEADER_BYTES, SNAPSHOT_MAGIC};
+use crate::model::keys::Tag;
+use crate::storage::Mapped;
+
+/// An open snapshot: header, footer and top index checked; blocks checked on first read.
+#[derive(Debug)]
+pub struct Snapshot {
+    path: PathBuf,
+    map: Mapped,
+    header: FileHeader,
+    sections: [u64; SECTION_COUNT],
+    entry_count: u64,
+    top: Vec<BlockRef>,
+    index_checked: Box<[AtomicBool]>,
+    data_checked: Box<[AtomicBool]>,
+}
+
+impl Snapshot {
+    /// Opens a mapped snapshot, checking the header, the footer and the top index.
+    pub fn open(path: &Path, map: Mapped) -> Result<Snapshot> {
+        let header = FileHeader::decode(&map, SNAPSHOT_MAGIC, path)?;
+        let len = map.len();
+        let corrupt = |offset: usize, reason: String| Error::corrupt(path, offset as u64, reason);
+        let footer_at = len
+            .checked_sub(FOOTER_BYTES)
+            .filter(|at| *at >= HEADER_BYTES)
+            .ok_or_else(|| corrupt(len, format!("file of {len} bytes is too short for header and footer")))?;
+        let footer = map.get(footer_at..).unwrap_or_default();
+        let stored = read_u32(footer, 60).unwrap_or_default();
+        let computed = checksum(&[footer.get(..60).unwrap_or_default()]);
+        if stored != computed {
+            return Err(corrupt(footer_at + 60, format!("footer checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+        }
+        if read_array::<8>(footer, 0) != Some(FOOTER_MAGIC) {
+            return Err(corrupt(footer_at, "bad footer magic".into()));
+        }
+        let field = |at: usize| read_u64(footer, at).unwrap_or_default();
+        let top_offset = usize::try_from(field(8)).unwrap_or(usize::MAX);
+        let top_len = read_u32(footer, 16).unwrap_or_default() as usize;
+        let index_blocks = read_u32(footer, 20).unwrap_or_default() as usize;
+        let data_blocks = usize::try_from(field(24)).unwrap_or(usize::MAX);
+        let entry_count = field(32);
+        let top_crc = read_u32(footer, 40).unwrap_or_default();
+        let top_bytes = top_offset
+            .checked_add(top_len)
+            .filter(|end| *end == footer_at)
+            .and_then(|end| map.get(top_offset..end))
+            .ok_or_else(|| corrupt(footer_at + 8, format!("top index {top_offset}+{top_len} does not end at the footer ({footer_at})")))?;
+        if checksum(&[top_bytes]) != top_crc {
+            return Err(corrupt(top_offset, "top index checksum mismatch".into()));
+        }
+        let mut sections = [0u64; SECTION_COUNT];
+        for (i, count) in sections.iter_mut().enumerate() {
+            *count = read_u64(top_bytes, i * 8).unwrap_or_default();
+        }
+        let top = top_bytes
+            .get(SECTION_COUNT * 8..)
+            .and_then(|refs| block::read_refs(refs, true))
+            .filter(|refs| refs.len() == index_blocks)
+            .ok_or_else(|| corrupt(top_offset, format!("top index does not decode into {index_blocks} entries")))?;
+        if sections.iter().sum::<u64>() != entry_count || data_blocks as u64 > entry_count {
+            return Err(corrupt(top_offset, format!("section counts {sections:?} disagree with {entry_count} entries in {data_blocks} blocks")));
+        }
+        Ok(Snapshot {
+            path: path.to_path_buf(),
+            index_checked: (0..index_blocks).map(|_| AtomicBool::new(false)).collect(),
+            data_checked: (0..data_blocks).map(|_| AtomicBool::new(false)).collect(),
+            map,
+            header,
+            sections,
+            entry_count,
+            top,
+        })
+    }
+
+    /// The lsn this snapshot covers.
+    pub fn lsn(&self) -> u64 {
+        self.header.lsn
+    }
+
+    /// Its header.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn file_bytes(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Total entries.
+    pub fn entry_count(&self) -> u64 {
+        self.entry_count
+    }
+
+    /// Entries in one collection.
+    pub fn section_count(&self, tag: Tag) -> u64 {
+        self.sections.get(tag as usize - 1).copied().unwrap_or_default()
+    }
+
+    /// A block body, its checksum checked once (`checked` remembers it).
+    fn block(&self, block: &BlockRef, checked: Option<&AtomicBool>) -> Result<&[u8]> {
+        let start = usize::try_from(block.offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(block.body_len as usize);
+        let bytes = end
+            .checked_add(4)
+            .and_then(|crc_end| self.map.get(start..crc_end))
+            .filter(|_| start >= HEADER_BYTES)
+            .ok_or_else(|| Error::corrupt(&self.path, block.offset, format!("block of {} bytes lies outside the file", block.body_len)))?;
+        let (body, crc) = bytes.split_at(block.body_len as usize);
+        let already = checked.is_some_and(|flag| flag.load(Ordering::Acquire));
+        if !already {
+            let stored = read_u32(crc, 0).unwrap_or_default();
+            let computed = checksum(&[body]);
+            if stored != computed {
+                return Err(Error::corrupt(&self.path, block.offset, format!("block checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+            }
+            if let Some(flag) = checked {
+                flag.store(true, Ordering::Release);
+            }
+        }
+        Ok(body)
+    }
+
+    /// The data block refs of index block `i`.
+    fn index_block(&self, i: usize) -> Result<Option<Vec<BlockRef>>> {
+        let Some(top_ref) = self.top.get(i) else {
+            return Ok(None);
+        };
+        let body = self.block(top_ref, self.index_checked.get(i))?;
+        let refs = block::read_refs(body, false)
+            .filter(|refs| !refs.is_empty())
+            .ok_or_else(|| Error::corrupt(&self.path, top_ref.offset, "index block does not decode"))?;
+        Ok(Some(refs))
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let mut cursor = self.seek(key)?;
+        match cursor.next_entry()? {
+            Some((found, value)) if found == key => Ok(Some(value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A cursor at the first entry whose key is >= `start`.
+    pub fn seek(&self, start: &[u8]) -> Result<Cursor<'_>> {
+        let top_at = self.top.partition_point(|r| r.first_key.as_slice() <= start).saturating_sub(1);
+        let mut cursor = Cursor::new(self, top_at);
+        cursor.load_index(top_at)?;
+        if let Some(refs) = &cursor.index {
+            cursor.data_at = refs.partition_point(|r| r.first_key.as_slice() <= start).saturating_sub(1);
+        }
+        cursor.load_data()?;
+        while let Some(key) = cursor.peek_key()? {
+            if key >= start {
+                break;
+            }
+            cursor.next_entry()?;
+        }
+        Ok(cursor)
+    }
+
+    /// Checks every block's checksum and every entry's framing and order. Returns the
+    /// number of entries seen.
+    pub fn verify_all(&self) -> Result<u64> {
+        let mut cursor = self.seek(&[])?;
+        let mut previous: Option<Vec<u8>> = None;
+        let mut count = 0u64;
+        while let Some((key, _)) = cursor.next_entry()? {
+            if previous.as_deref().is_some_and(|p| p >= key) {
+                return Err(Error::corrupt(&self.path, cursor.position(), "keys out of order"));
+            }
+            previous = Some(key.to_vec());
+            count += 1;
+        }
+        if count != self.entry_count {
+            return Err(Error::corrupt(&self.path, 0, format!("footer says {} entries, blocks hold {count}", self.entry_count)));
+        }
+        Ok(count)
+    }
+}
+
+/// A forward cursor over a snapshot's entries.
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    snapshot: &'a Snapshot,
+    top_at: usize,
+    index: Option<Vec<BlockRef>>,
+    data_at: usize,
+    body: &'a [u8],
+    body_offset: u64,
+    pos: usize,
+    key: Vec<u8>,
+    pending: Option<std::ops::Range<usize>>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(snapshot: &'a Snapshot, top_at: usize) -> Self {
+        Cursor { snapshot, top_at, index: None, data_at: 0, body: &[], body_offset: 0, pos: 0, key: Vec::new(), pending: None }
+    }
+
+    fn position(&self) -> u64 {
+        self.body_offset + self.pos as u64
+    }
+
+    fn load_index(&mut self, top_at: usize) -> Result<()> {
+        self.top_at = top_at;
+        self.index = self.snapshot.index_block(top_at)?;
+        self.data_at = 0;
+        Ok(())
+    }
+
+    fn load_data(&mut self) -> Result<()> {
+        self.body = &[];
+        self.pos = 0;
+        self.key.clear();
+        self.pending = None;
+        let Some(data_ref) = self.index.as_ref().and_then(|refs| refs.get(self.data_at)) else {
+            return Ok(());
+        };
+        let first_block = self.snapshot.top.get(self.top_at).map_or(0, |t| t.count);
+        let ordinal = usize::try_from(first_block).unwrap_or(usize::MAX).saturating_add(self.data_at);
+        self.body = self.snapshot.block(data_ref, self.snapshot.data_checked.get(ordinal))?;
+        self.body_offset = data_ref.offset;
+        Ok(())
+    }
+
+    /// Moves to the next block when the current one is used up. `false`: no more blocks.
+    fn advance_block(&mut self) -> Result<bool> {
+        let Some(refs) = &self.index else {
+            return Ok(false);
+        };
+        if self.data_at + 1 < refs.len() {
+            self.data_at += 1;
+        } else {
+            self.load_index(self.top_at + 1)?;
+            if self.index.is_none() {
+                return Ok(false);
+            }
+        }
+        self.load_data()?;
+        Ok(true)
+    }
+
+    fn peek_key(&mut self) -> Result<Option<&[u8]>> {
+        if self.pending.is_none() {
+            while self.pos >= self.body.len() {
+                if !self.advance_block()? {
+                    return Ok(None);
+                }
+            }
+            let range = block::next_entry(self.body, &mut self.pos, &mut self.key)
+                .ok_or_else(|| Error::corrupt(&self.snapshot.path, self.position(), "malformed entry in data block"))?;
+            self.pending = Some(range);
+        }
+        Ok(Some(&self.key))
+    }
+
+    /// The next entry, as `(key, value)`.
+    pub fn next_entry(&mut self) -> Result<Option<(&[u8], &'a [u8])>> {
+        if self.peek_key()?.is_none() {
+            return Ok(None);
+        }
+        let Some(range) = self.pending.take() else {
+            return Ok(None);
+        };
+        let value = self.body.get(range).unwrap_or_default();
+        Ok(Some((&self.key, value)))
+    }
+}

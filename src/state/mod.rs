@@ -1,0 +1,8 @@
+//! The in-memory state: an immutable [`Version`] that readers hold (a snapshot file plus
+//! in-memory overlays of the changes since), and its merged reads.
+
+mod scan;
+mod version;
+
+pub use scan::{Scan, ValueRef};
+pub use version::{Layer, Version};

@@ -1,0 +1,131 @@
+//! The real file system.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use super::{Mapped, OpenMode, Storage, StorageFile, StorageLock};
+
+/// [`Storage`] on the operating system's file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FsStorage;
+
+impl Storage for FsStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        let mut options = OpenOptions::new();
+        match mode {
+            OpenMode::Read => options.read(true),
+            OpenMode::ReadWrite => options.read(true).write(true),
+            OpenMode::CreateNew => options.read(true).write(true).create_new(true),
+        };
+        Ok(Box::new(FsFile(options.open(path)?)))
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
+        let metadata = std::fs::metadata(dir)?;
+        Ok((metadata.dev(), metadata.ino()))
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // flock(2): held by the open file description, so closing another descriptor of
+        // the same file does not drop it, and the kernel drops it when the process dies.
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Box::new(FsLock(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FsFile(File);
+
+impl StorageFile for FsFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn map(&self) -> io::Result<Mapped> {
+        if self.len()? == 0 {
+            return Ok(Mapped::from_bytes(Vec::new()));
+        }
+        // SAFETY: the store maps only snapshot files, which are written once under a
+        // temporary name, fsynced, renamed, and never modified or truncated afterwards
+        // (they are only unlinked, which keeps the mapped inode alive). A foreign process
+        // truncating the file would be outside the store's contract (see format-spec).
+        #[expect(unsafe_code, reason = "memory-mapping immutable snapshot files")]
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Mapped::from_mmap(map))
+    }
+
+    fn is_unlinked(&self) -> io::Result<bool> {
+        Ok(self.0.metadata()?.nlink() == 0)
+    }
+}
+
+#[derive(Debug)]
+struct FsLock(File);
+
+impl StorageLock for FsLock {
+    fn write_info(&self, info: &[u8]) -> io::Result<()> {
+        self.0.set_len(0)?;
+        self.0.write_all_at(info, 0)?;
+        (&self.0).flush()
+    }
+}

@@ -1,0 +1,37 @@
+//! A read-only view of a whole file: a memory map, or owned bytes (the simulated storage,
+//! and empty files, which cannot be mapped).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// The bytes of a file, mapped or owned.
+#[derive(Debug, Clone)]
+pub struct Mapped(Inner);
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Map(Arc<memmap2::Mmap>),
+    Owned(Arc<[u8]>),
+}
+
+impl Mapped {
+    /// A view over a memory map.
+    pub(crate) fn from_mmap(map: memmap2::Mmap) -> Self {
+        Mapped(Inner::Map(Arc::new(map)))
+    }
+
+    /// A view over owned bytes.
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Mapped(Inner::Owned(bytes.into()))
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Inner::Map(map) => map,
+            Inner::Owned(bytes) => bytes,
+        }
+    }
+}

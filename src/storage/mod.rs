@@ -1,0 +1,83 @@
+//! The I/O seam: every byte walstore reads or writes goes through [`Storage`].
+//!
+//! Two implementations exist:
+//! - [`FsStorage`]: the real file system (`pread`/`pwrite`, `fdatasync`, directory fsync,
+//!   `flock` through `File::try_lock`, `mmap` through memmap2);
+//! - [`SimStorage`]: an in-memory twin that keeps, for every file and directory entry,
+//!   what is durable and what is only "in the page cache", so tests can crash it (dropping
+//!   or tearing unsynced writes) and inject EIO or ENOSPC at the Nth call.
+//!
+//! The trait speaks `std::io::Result`; the store wraps each failure into
+//! [`crate::Error::Io`] with the operation and the path, so the trait stays small.
+
+mod fs;
+mod mapped;
+pub mod sim;
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+
+pub use fs::FsStorage;
+pub use mapped::Mapped;
+pub use sim::SimStorage;
+
+/// How [`Storage::open_file`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read-only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; the file must not exist yet (`O_CREAT | O_EXCL`).
+    CreateNew,
+}
+
+/// A directory-level file system, as walstore needs it.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens a file.
+    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+    /// The names (not paths) of the regular files directly inside `dir`, in any order.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Whether `path` exists (file or directory).
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Atomically renames `from` to `to`, replacing `to`. Durable only after [`Storage::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file. Durable only after [`Storage::sync_dir`].
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// An identity of the directory (device and inode on Unix), to notice a directory that
+    /// was deleted or replaced while the store had it open.
+    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)>;
+    /// Tries to take an exclusive advisory lock on `path` (created if missing) that lives
+    /// as long as the returned guard, and dies with the process. `Ok(None)`: held elsewhere.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>>;
+}
+
+/// An open file.
+pub trait StorageFile: Send + Sync + Debug {
+    /// Reads exactly `buf.len()` bytes at `offset` (fails with `UnexpectedEof` past the end).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`. Durable only after [`StorageFile::sync_data`].
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// `fdatasync`: makes the file's data (and its size) durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends (with zeros) the file. Durable only after [`StorageFile::sync_data`].
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// A read-only view of the whole file as it is now. The store maps only files that are
+    /// never modified again (renamed snapshots), so the view cannot be cut under a reader.
+    fn map(&self) -> io::Result<Mapped>;
+    /// Whether the file has no directory entry any more (link count 0).
+    fn is_unlinked(&self) -> io::Result<bool>;
+}
+
+/// A held writer lock. Dropping it releases the lock.
+pub trait StorageLock: Send + Sync + Debug {
+    /// Replaces the lock file's contents with `info` (who holds it), for diagnostics.
+    fn write_info(&self, info: &[u8]) -> io::Result<()>;
+}

@@ -1,0 +1,144 @@
+//! Checkpoints: write the state at one lsn as a snapshot, then drop the WAL that both it
+//! and the previous snapshot cover.
+//!
+//! 1. Under the log mutex: freeze the working overlay (O(1)); the frozen version is
+//!    immutable. Commits go on into a fresh overlay.
+//! 2. Without any lock: write `<lsn>.snap.tmp`, fdatasync, rename to `<lsn>.snap`,
+//!    fsync the directory (`snapshot::writer`).
+//! 3. Under the mutex: install the snapshot as the new base and publish.
+//! 4. Delete snapshots older than the previous one, and segments whose records are all
+//!    covered by the previous snapshot; fsync the directory. One older snapshot and the
+//!    WAL since it are kept, so a damaged newest snapshot falls back (recovery case 2).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Inner, WeakInner};
+use crate::error::{Error, Result};
+use crate::recovery::{list, open_snapshot};
+use crate::snapshot;
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointReport {
+    /// The lsn the new snapshot covers.
+    pub lsn: u64,
+    /// Entries written.
+    pub entries: u64,
+    /// Snapshot size in bytes.
+    pub bytes: u64,
+    /// Whether a snapshot was written (false: nothing changed since the last one).
+    pub written: bool,
+    /// WAL segments deleted.
+    pub segments_deleted: usize,
+    /// Old snapshots deleted.
+    pub snapshots_deleted: usize,
+    /// Time taken.
+    pub duration: Duration,
+}
+
+impl Inner {
+    pub(crate) fn checkpoint(&self) -> Result<CheckpointReport> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let _one_at_a_time = self.checkpoint_lock.lock();
+        let started = Instant::now();
+        let frozen = {
+            let mut log = self.log.lock();
+            if log.failure.is_some() {
+                return Err(Error::Poisoned);
+            }
+            let base_lsn = log.working.base.as_ref().map_or(0, |s| s.lsn());
+            if log.working.lsn == base_lsn {
+                return Ok(CheckpointReport { lsn: base_lsn, entries: 0, bytes: 0, written: false, segments_deleted: 0, snapshots_deleted: 0, duration: started.elapsed() });
+            }
+            log.working.freeze();
+            log.wal_bytes_since_checkpoint = 0;
+            log.working.clone()
+        };
+        let lsn = frozen.lsn;
+        let written = frozen.scan(&[]).and_then(|scan| {
+            let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
+            snapshot::writer::write(self.storage.as_ref(), &self.dir, self.store_id, lsn, entries)
+        });
+        let installed = written.and_then(|written| {
+            let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
+            Ok((written, opened))
+        });
+        let (written, opened) = match installed {
+            Ok(done) => done,
+            Err(error) => {
+                self.log.lock().working.thaw();
+                return Err(error);
+            }
+        };
+        {
+            let mut log = self.log.lock();
+            log.working.install(Arc::new(opened));
+            *self.published.write() = Arc::new(log.working.clone());
+        }
+        let (segments_deleted, snapshots_deleted) = self.prune()?;
+        Ok(CheckpointReport {
+            lsn,
+            entries: written.entries,
+            bytes: written.bytes,
+            written: true,
+            segments_deleted,
+            snapshots_deleted,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Step 4. Never deletes the active segment.
+    fn prune(&self) -> Result<(usize, usize)> {
+        let listing = list(self.storage.as_ref(), &self.dir)?;
+        let keep_from = listing.snapshots.len().saturating_sub(2);
+        let previous_lsn = if listing.snapshots.len() >= 2 { listing.snapshots.get(keep_from).copied().unwrap_or(0) } else { 0 };
+        let mut removed = (0, 0);
+        for &lsn in listing.snapshots.get(..keep_from).unwrap_or_default() {
+            self.remove(&snapshot::file_name(lsn))?;
+            removed.1 += 1;
+        }
+        for pair in listing.segments.windows(2) {
+            if let [first, next] = pair {
+                if *next <= previous_lsn + 1 {
+                    self.remove(&crate::wal::segment::file_name(*first))?;
+                    removed.0 += 1;
+                }
+            }
+        }
+        if removed != (0, 0) {
+            self.storage.sync_dir(&self.dir).map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(removed)
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        self.storage.remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+    }
+}
+
+/// The background checkpointer: runs a checkpoint whenever one is requested.
+pub(crate) fn background_loop(weak: &WeakInner) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        {
+            let mut background = inner.background.lock();
+            while !background.requested && !background.shutdown {
+                inner.background_cond.wait(&mut background);
+            }
+            if background.shutdown {
+                return;
+            }
+            background.requested = false;
+        }
+        // Errors leave the WAL in place; the next request tries again.
+        let _ = inner.checkpoint();
+    }
+}

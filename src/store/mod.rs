@@ -1,0 +1,227 @@
+//! The store: open (and recover), write transactions, read views, checkpoints.
+
+mod checkpoint;
+mod commit;
+mod lock;
+mod options;
+
+pub use checkpoint::CheckpointReport;
+pub use lock::{LOCK_FILE, LockHolder, read_holder};
+pub use options::{Durability, Options, RecoveryMode};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::header::StoreId;
+use crate::recovery::{self, RecoveryReport};
+use crate::state::Version;
+use crate::storage::{Storage, StorageLock};
+use crate::txn::{ReadTxn, WriteTxn};
+use commit::Log;
+
+/// An open store. Cheap operations take `&self`; share it across threads with `Arc`.
+///
+/// Dropping the store stops its background checkpointer and releases the writer lock.
+#[derive(Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+    checkpointer: Option<JoinHandle<()>>,
+    report: RecoveryReport,
+}
+
+/// State shared by the store's handles and its background thread.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) options: Options,
+    pub(crate) store_id: StoreId,
+    pub(crate) dir_identity: Option<(u64, u64)>,
+    pub(crate) read_only: bool,
+    pub(crate) published: RwLock<Arc<Version>>,
+    pub(crate) log: Mutex<Log>,
+    pub(crate) log_cond: Condvar,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) checkpoint_lock: Mutex<()>,
+    pub(crate) background: Mutex<Background>,
+    pub(crate) background_cond: Condvar,
+    _lock: Option<Box<dyn StorageLock>>,
+}
+
+/// Requests to the background checkpointer.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
+    pub requested: bool,
+    pub shutdown: bool,
+}
+
+impl Store {
+    /// Opens the store in `dir` with default options, creating it (and its parents) if
+    /// missing, and recovering it.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Options::default().open(dir)
+    }
+
+    /// Opens an existing store read-only: no lock, no writes; a torn tail reads as not
+    /// committed.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        Options::default().read_only(true).open(dir)
+    }
+
+    /// Options to open a store with.
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: Options) -> Result<Store> {
+        let storage = options.storage.clone();
+        let exists = storage.exists(dir).map_err(|e| Error::io("stat", dir, e))?;
+        if options.read_only || !options.create {
+            let listing = if exists { Some(recovery::list(storage.as_ref(), dir)?) } else { None };
+            if !listing.as_ref().is_some_and(|l| l.is_store()) {
+                let reason = if exists { "no .wal, .snap or LOCK file in it" } else { "it does not exist" };
+                return Err(Error::NotAStore { dir: dir.to_path_buf(), reason: reason.into() });
+            }
+        } else if !exists {
+            storage.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                storage.sync_dir(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
+            }
+        }
+        let writer = !options.read_only;
+        let lock = if writer { Some(lock::acquire(storage.as_ref(), dir, options.lock_timeout)?) } else { None };
+        let dir_identity = storage.dir_identity(dir).ok();
+        let recovered = recovery::recover(storage.as_ref(), dir, &options, writer)?;
+        let version = recovered.version;
+        let lsn = version.lsn;
+        let log = Log {
+            next_lsn: lsn + 1,
+            written_lsn: lsn,
+            durable_lsn: lsn,
+            queue: Vec::new(),
+            queued: Vec::new(),
+            leader: false,
+            segment: recovered.active,
+            working: version.clone(),
+            failure: None,
+            wal_bytes_since_checkpoint: 0,
+        };
+        let background_checkpoints = writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            storage,
+            options,
+            store_id: recovered.store_id,
+            dir_identity,
+            read_only: !writer,
+            published: RwLock::new(Arc::new(version)),
+            log: Mutex::new(log),
+            log_cond: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            checkpoint_lock: Mutex::new(()),
+            background: Mutex::new(Background::default()),
+            background_cond: Condvar::new(),
+            _lock: lock,
+        });
+        let checkpointer = if background_checkpoints {
+            let weak = Arc::downgrade(&inner);
+            let spawned = std::thread::Builder::new()
+                .name("walstore-checkpoint".into())
+                .spawn(move || checkpoint::background_loop(&weak));
+            Some(spawned.map_err(|e| Error::io("spawn checkpoint thread", dir, e))?)
+        } else {
+            None
+        };
+        Ok(Store { inner, checkpointer, report: recovered.report })
+    }
+
+    /// Begins a write transaction: a batch of changes applied atomically at `commit`.
+    pub fn begin_write(&self) -> WriteTxn {
+        WriteTxn::new(self.inner.clone(), self.inner.options.durability)
+    }
+
+    /// A consistent read view of the latest committed (and, for
+    /// [`Durability::Immediate`], durable) state. Costs one `Arc` clone.
+    pub fn read(&self) -> ReadTxn {
+        ReadTxn::new(self.inner.published.read().clone())
+    }
+
+    /// The lsn of the last committed transaction (0 for an empty store).
+    pub fn lsn(&self) -> u64 {
+        self.inner.published.read().lsn
+    }
+
+    /// Writes a snapshot of the current state and drops the WAL it makes unnecessary.
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        self.inner.checkpoint()
+    }
+
+    /// Makes every commit made with [`Durability::None`] durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// What recovery found and did when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether an earlier failed write or fsync poisoned the store.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Whether this handle is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Syncs pending [`Durability::None`] commits, stops background work and releases
+    /// the lock, reporting any error (dropping the store does the same silently).
+    pub fn close(mut self) -> Result<()> {
+        let result = if self.inner.read_only || self.is_poisoned() { Ok(()) } else { self.inner.sync() };
+        self.stop_background();
+        result
+    }
+
+    fn stop_background(&mut self) {
+        {
+            let mut background = self.inner.background.lock();
+            background.shutdown = true;
+        }
+        self.inner.background_cond.notify_all();
+        if let Some(handle) = self.checkpointer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.inner.read_only && !self.is_poisoned() {
+            let _ = self.inner.sync();
+        }
+        self.stop_background();
+    }
+}
+
+impl Inner {
+    /// Wakes the background checkpointer (or notes the request when there is none).
+    pub(crate) fn request_checkpoint(&self) {
+        self.background.lock().requested = true;
+        self.background_cond.notify_all();
+    }
+}
+
+/// Keeps the type visible to `checkpoint.rs` without a cycle.
+pub(crate) type WeakInner = Weak<Inner>;

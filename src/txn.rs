@@ -1,0 +1,256 @@
+//! Transactions: [`WriteTxn`] (a buffered batch, atomic at commit) and [`ReadTxn`]
+//! (an immutable, consistent view at one lsn).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::fts::{DocTerms, FtsStats};
+use crate::model::fingerprint::Fingerprint;
+use crate::model::keys::{self, Tag};
+use crate::model::op::{Op, decode, decode_tf};
+use crate::model::value::Value;
+use crate::state::Version;
+use crate::store::{Durability, Inner};
+
+/// A write transaction: changes are buffered and become visible and durable together,
+/// atomically, at [`WriteTxn::commit`]. Dropping it without committing discards it.
+///
+/// Writes are blind (they do not read), so concurrent transactions never conflict:
+/// they apply in lsn order, the later one winning on the same key, and commits on
+/// several threads share one fsync (group commit).
+#[derive(Debug)]
+#[must_use = "a write transaction does nothing until it is committed"]
+pub struct WriteTxn {
+    inner: Arc<Inner>,
+    ops: Vec<Op>,
+    durability: Durability,
+}
+
+impl WriteTxn {
+    pub(crate) fn new(inner: Arc<Inner>, durability: Durability) -> Self {
+        WriteTxn { inner, ops: Vec::new(), durability }
+    }
+
+    /// Sets this transaction's durability (default: the store's).
+    pub fn set_durability(&mut self, durability: Durability) -> &mut Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets a metadata key.
+    pub fn set_meta(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+        self.ops.push(Op::SetMeta { key: key.to_owned(), value: value.into() });
+        self
+    }
+
+    /// Sets a metadata key to any serializable value.
+    pub fn set_meta_as<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<&mut Self> {
+        Ok(self.set_meta(key, Value::from_serialize(value)?))
+    }
+
+    /// Deletes a metadata key.
+    pub fn delete_meta(&mut self, key: &str) -> &mut Self {
+        self.ops.push(Op::DelMeta { key: key.to_owned() });
+        self
+    }
+
+    /// Sets a config key.
+    pub fn set_config(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+        self.ops.push(Op::SetConfig { key: key.to_owned(), value: value.into() });
+        self
+    }
+
+    /// Sets a config key to any serializable value.
+    pub fn set_config_as<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<&mut Self> {
+        Ok(self.set_config(key, Value::from_serialize(value)?))
+    }
+
+    /// Deletes a config key.
+    pub fn delete_config(&mut self, key: &str) -> &mut Self {
+        self.ops.push(Op::DelConfig { key: key.to_owned() });
+        self
+    }
+
+    /// Sets the fingerprint of `path` in namespace `ns`.
+    pub fn put_fingerprint(&mut self, ns: &str, path: &str, fingerprint: Fingerprint) -> &mut Self {
+        self.ops.push(Op::PutFingerprint { ns: ns.to_owned(), path: path.to_owned(), fingerprint });
+        self
+    }
+
+    /// Deletes the fingerprint of `path` in namespace `ns`.
+    pub fn delete_fingerprint(&mut self, ns: &str, path: &str) -> &mut Self {
+        self.ops.push(Op::DelFingerprint { ns: ns.to_owned(), path: path.to_owned() });
+        self
+    }
+
+    /// Adds or replaces document `doc` in the full-text index. The text is tokenized
+    /// now; only the document's terms are logged, never the whole index.
+    pub fn index_doc(&mut self, doc: &str, text: &str) -> &mut Self {
+        self.ops.push(Op::IndexDoc { doc: doc.to_owned(), terms: DocTerms::from_text(text) });
+        self
+    }
+
+    /// Removes document `doc` from the full-text index.
+    pub fn remove_doc(&mut self, doc: &str) -> &mut Self {
+        self.ops.push(Op::RemoveDoc { doc: doc.to_owned() });
+        self
+    }
+
+    /// Number of buffered operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no operation is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Commits: logs the transaction as one WAL record and applies it. Returns its lsn
+    /// once it is durable (with [`Durability::Immediate`]) and visible to readers.
+    pub fn commit(self) -> Result<u64> {
+        for op in &self.ops {
+            op.check()?;
+        }
+        let lsn = self.inner.commit(self.ops, self.durability)?;
+        if !self.inner.options.background_checkpoints && std::mem::take(&mut self.inner.background.lock().requested) {
+            self.inner.checkpoint()?;
+        }
+        Ok(lsn)
+    }
+}
+
+/// A consistent, immutable view of the store at one lsn. Cheap to clone; holding it
+/// never blocks writers.
+#[derive(Debug, Clone)]
+pub struct ReadTxn {
+    version: Arc<Version>,
+}
+
+impl ReadTxn {
+    pub(crate) fn new(version: Arc<Version>) -> Self {
+        ReadTxn { version }
+    }
+
+    /// The lsn of the last transaction this view includes.
+    pub fn lsn(&self) -> u64 {
+        self.version.lsn
+    }
+
+    fn value(&self, tag: Tag, key: &str) -> Result<Option<Value>> {
+        match self.version.get(&keys::simple(tag, key))? {
+            Some(bytes) => Ok(Some(decode(&bytes, tag.name())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn values(&self, tag: Tag) -> Result<Vec<(String, Value)>> {
+        let mut out = Vec::new();
+        for entry in self.version.scan(&[tag as u8])? {
+            let (key, bytes) = entry?;
+            let name = keys::split_simple(&key).ok_or_else(|| bad_key(tag))?;
+            out.push((name, decode(&bytes, tag.name())?));
+        }
+        Ok(out)
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<Value>> {
+        self.value(Tag::Metadata, key)
+    }
+
+    /// A metadata value converted into `T`.
+    pub fn meta_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.meta(key)?.map(|value| value.deserialize_into()).transpose()
+    }
+
+    /// Every metadata entry, sorted by key.
+    pub fn metadata(&self) -> Result<Vec<(String, Value)>> {
+        self.values(Tag::Metadata)
+    }
+
+    /// A config value.
+    pub fn config(&self, key: &str) -> Result<Option<Value>> {
+        self.value(Tag::Config, key)
+    }
+
+    /// A config value converted into `T`.
+    pub fn config_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.config(key)?.map(|value| value.deserialize_into()).transpose()
+    }
+
+    /// Every config entry, sorted by key.
+    pub fn configs(&self) -> Result<Vec<(String, Value)>> {
+        self.values(Tag::Config)
+    }
+
+    /// The fingerprint of `path` in namespace `ns`.
+    pub fn fingerprint(&self, ns: &str, path: &str) -> Result<Option<Fingerprint>> {
+        match self.version.get(&keys::pair(Tag::Fingerprint, ns, path))? {
+            Some(bytes) => Ok(Some(decode(&bytes, "fingerprint")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The fingerprints of namespace `ns`, sorted by path.
+    pub fn fingerprints(&self, ns: &str) -> Result<impl Iterator<Item = Result<(String, Fingerprint)>> + '_> {
+        let scan = self.version.scan(&keys::pair_prefix(Tag::Fingerprint, ns))?;
+        Ok(scan.map(|entry| {
+            let (key, bytes) = entry?;
+            let (_, path) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::Fingerprint))?;
+            Ok((path, decode(&bytes, "fingerprint")?))
+        }))
+    }
+
+    /// Every fingerprint as `(namespace, path, fingerprint)`, sorted.
+    pub fn all_fingerprints(&self) -> Result<impl Iterator<Item = Result<(String, String, Fingerprint)>> + '_> {
+        let scan = self.version.scan(&[Tag::Fingerprint as u8])?;
+        Ok(scan.map(|entry| {
+            let (key, bytes) = entry?;
+            let (ns, path) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::Fingerprint))?;
+            Ok((ns, path, decode(&bytes, "fingerprint")?))
+        }))
+    }
+
+    /// A document's indexed terms.
+    pub fn doc(&self, doc: &str) -> Result<Option<DocTerms>> {
+        match self.version.get(&keys::simple(Tag::FtsDoc, doc))? {
+            Some(bytes) => Ok(Some(decode(&bytes, "fts document")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every indexed document id, sorted by bytes (= by code point).
+    pub fn docs(&self) -> Result<impl Iterator<Item = Result<String>> + '_> {
+        let scan = self.version.scan(&[Tag::FtsDoc as u8])?;
+        Ok(scan.map(|entry| {
+            let (key, _) = entry?;
+            keys::split_simple(&key).ok_or_else(|| bad_key(Tag::FtsDoc))
+        }))
+    }
+
+    /// The documents containing `term`, with the term's frequency, sorted by doc id.
+    pub fn postings(&self, term: &str) -> Result<impl Iterator<Item = Result<(String, u32)>> + '_> {
+        let scan = self.version.scan(&keys::pair_prefix(Tag::FtsPosting, term))?;
+        Ok(scan.map(|entry| {
+            let (key, bytes) = entry?;
+            let (_, doc) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::FtsPosting))?;
+            Ok((doc, decode_tf(&bytes)?))
+        }))
+    }
+
+    /// Index-wide totals (document count, token count).
+    pub fn fts_stats(&self) -> Result<FtsStats> {
+        match self.version.get(&[Tag::FtsStats as u8])? {
+            Some(bytes) => decode(&bytes, "fts stats"),
+            None => Ok(FtsStats::default()),
+        }
+    }
+}
+
+fn bad_key(tag: Tag) -> Error {
+    Error::Conversion(format!("a stored {} key does not decode", tag.name()))
+}

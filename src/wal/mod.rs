@@ -1,0 +1,11 @@
+//! The write-ahead log: segment files of checksummed records.
+//!
+//! - [`record`]: one record's frame (encode, decode, checks);
+//! - [`segment`]: segment naming, header, creation;
+//! - [`scan`]: reading a segment and classifying its end (clean, torn tail, corruption);
+
+
+pub mod record;
+pub mod scan;
+pub mod segment;
+

@@ -1,0 +1,74 @@
+//! Segment files: naming and creation.
+//!
+//! A segment is named by the lsn of its first record, zero-padded to 20 digits, so names
+//! sort in log order as plain strings: `00000000000000000001.wal`. It is created under a
+//! `.wal.tmp` name, preallocated, given its header, fsynced, renamed, and the directory is
+//! fsynced: a `.wal` file therefore always has a complete, durable header.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::header::{FileHeader, SEGMENT_MAGIC, StoreId};
+use crate::storage::{OpenMode, Storage, StorageFile};
+
+/// Suffix of a segment file.
+pub const SUFFIX: &str = ".wal";
+/// Suffix of a segment being created.
+pub const TMP_SUFFIX: &str = ".wal.tmp";
+/// Digits in a file name's lsn.
+pub const NAME_DIGITS: usize = 20;
+
+/// `<first_lsn, 20 digits>.wal`.
+pub fn file_name(first_lsn: u64) -> String {
+    format!("{first_lsn:0NAME_DIGITS$}{SUFFIX}")
+}
+
+/// Parses `<20 digits><suffix>` into the number, for the store's own names only.
+pub fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An open segment that the writer appends to.
+#[derive(Debug)]
+pub struct ActiveSegment {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its handle.
+    pub file: Box<dyn StorageFile>,
+    /// The lsn of its first record.
+    pub first_lsn: u64,
+    /// Where the next record goes.
+    pub write_offset: u64,
+}
+
+/// Creates a new segment durably (see the module docs) and returns it open for appends.
+pub fn create(
+    storage: &dyn Storage,
+    dir: &Path,
+    store_id: StoreId,
+    first_lsn: u64,
+    preallocate_bytes: u64,
+) -> Result<ActiveSegment> {
+    let path = dir.join(file_name(first_lsn));
+    let tmp = dir.join(format!("{first_lsn:0NAME_DIGITS$}{TMP_SUFFIX}"));
+    if storage.exists(&tmp).map_err(|e| Error::io("stat", &tmp, e))? {
+        storage.remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    }
+    let file = storage.open_file(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
+    let header = FileHeader { magic: SEGMENT_MAGIC, store_id, lsn: first_lsn };
+    let header_bytes = header.encode();
+    // Sparse preallocation: costs no disk space, so a nearly full disk still opens and
+    // commits until space truly runs out; a failure here is not fatal for the same reason.
+    if preallocate_bytes > header_bytes.len() as u64 {
+        let _ = file.set_len(preallocate_bytes);
+    }
+    file.write_all_at(&header_bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
+    file.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+    storage.rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
+    storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    Ok(ActiveSegment { path, file, first_lsn, write_offset: header_bytes.len() as u64 })
+}
