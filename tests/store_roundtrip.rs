@@ -1,0 +1,204 @@
+//! Every collection round-trips, in memory and across reopen, checkpoints included.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Backend, commit_step, dump, fingerprint, for_each_backend};
+use serde::{Deserialize, Serialize};
+use walstore::{Durability, Value};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct RunInfo {
+    pid: u32,
+    files: Vec<String>,
+    finished: Option<u64>,
+}
+
+#[test]
+fn every_collection_round_trips_across_reopen() {
+    for_each_backend(|backend| {
+        let store = backend.open();
+        assert_eq!(store.lsn(), 0);
+        let mut txn = store.begin_write();
+        let mut map = BTreeMap::new();
+        map.insert("nested".to_owned(), Value::List(vec![Value::Null, Value::Bool(true), Value::Float(1.5)]));
+        txn.set_meta("int", Value::Int(-3))
+            .set_meta("big", Value::UInt(u64::MAX))
+            .set_meta("map", Value::Map(map.clone()))
+            .set_meta("bytes", Value::Bytes(vec![0, 1, 255]))
+            .set_config("name", "walstore")
+            .put_fingerprint("code", "src/a.rs", fingerprint(1))
+            .put_fingerprint("docs", "README.md", fingerprint(2))
+            .index_doc("src/a.rs", "fn atomicWriteJson() { MAX_RETRY_COUNT }");
+        txn.set_meta_as("run", &RunInfo { pid: 7, files: vec!["a".into()], finished: None }).expect("serialize");
+        assert_eq!(txn.commit().expect("commit"), 1);
+        let check = |store: &walstore::Store| {
+            let read = store.read();
+            assert_eq!(read.lsn(), 1);
+            assert_eq!(read.meta("int").expect("read"), Some(Value::Int(-3)));
+            assert_eq!(read.meta("big").expect("read"), Some(Value::UInt(u64::MAX)));
+            assert_eq!(read.meta("map").expect("read"), Some(Value::Map(map.clone())));
+            assert_eq!(read.meta("bytes").expect("read"), Some(Value::Bytes(vec![0, 1, 255])));
+            assert_eq!(read.config("name").expect("read"), Some(Value::from("walstore")));
+            assert_eq!(
+                read.meta_as::<RunInfo>("run").expect("typed"),
+                Some(RunInfo { pid: 7, files: vec!["a".into()], finished: None })
+            );
+            assert_eq!(read.fingerprint("code", "src/a.rs").expect("read"), Some(fingerprint(1)));
+            assert_eq!(read.fingerprint("docs", "src/a.rs").expect("read"), None);
+            let docs_ns: Vec<_> = read.fingerprints("docs").expect("scan").map(|e| e.expect("entry")).collect();
+            assert_eq!(docs_ns, vec![("README.md".to_owned(), fingerprint(2))]);
+            let postings: Vec<_> = read.postings("write").expect("scan").map(|e| e.expect("entry")).collect();
+            assert_eq!(postings, vec![("src/a.rs".to_owned(), 1)]);
+            assert_eq!(read.fts_stats().expect("stats").docs, 1);
+        };
+        check(&store);
+        drop(store);
+        let store = backend.open();
+        check(&store);
+        store.checkpoint().expect("checkpoint");
+        check(&store);
+        drop(store);
+        check(&backend.open());
+    });
+}
+
+#[test]
+fn deletes_replacements_and_fts_deltas() {
+    for_each_backend(|backend| {
+        let store = backend.open();
+        let mut txn = store.begin_write();
+        txn.index_doc("a", "red green").index_doc("b", "green blue").set_meta("k", 1i64);
+        txn.commit().expect("commit");
+        store.checkpoint().expect("checkpoint");
+        let mut txn = store.begin_write();
+        txn.index_doc("a", "yellow").remove_doc("b").remove_doc("absent").delete_meta("k").delete_meta("absent");
+        txn.commit().expect("commit");
+        let read = store.read();
+        assert_eq!(read.postings("green").expect("scan").count(), 0, "[{}]", backend.name);
+        assert_eq!(read.postings("yellow").expect("scan").count(), 1);
+        let docs: Vec<_> = read.docs().expect("docs").map(|d| d.expect("doc")).collect();
+        assert_eq!(docs, ["a"]);
+        assert_eq!(read.meta("k").expect("read"), None);
+        let stats = read.fts_stats().expect("stats");
+        assert_eq!((stats.docs, stats.tokens), (1, 1));
+        let before = dump(&store);
+        drop(store);
+        assert_eq!(dump(&backend.open()), before);
+    });
+}
+
+#[test]
+fn workload_with_checkpoints_and_rotations_survives_reopen() {
+    for_each_backend(|backend| {
+        let store = backend.options().checkpoint_wal_bytes(0).open(&backend.dir).expect("open");
+        for i in 1..=400 {
+            assert_eq!(commit_step(&store, i), i);
+            if i % 150 == 0 {
+                store.checkpoint().expect("checkpoint");
+            }
+        }
+        let before = dump(&store);
+        drop(store);
+        let store = backend.open();
+        assert_eq!(store.lsn(), 400);
+        assert_eq!(dump(&store), before, "[{}]", backend.name);
+        assert!(backend.names_ending(".wal").len() >= 2, "segments rotated: {:?}", backend.names());
+        assert!(backend.names_ending(".snap").len() <= 2, "old snapshots pruned: {:?}", backend.names());
+    });
+}
+
+#[test]
+fn automatic_checkpoint_after_wal_threshold() {
+    for_each_backend(|backend| {
+        for background in [true, false] {
+            let backend = if background { Backend::sim(1) } else { Backend::fs() };
+            let _ = &backend;
+            let store = backend.options().checkpoint_wal_bytes(16 * 1024).background_checkpoints(background).open(&backend.dir).expect("open");
+            for i in 1..=300 {
+                commit_step(&store, i);
+            }
+            let before = dump(&store);
+            drop(store);
+            assert!(!backend.names_ending(".snap").is_empty(), "a checkpoint ran: {:?}", backend.names());
+            assert_eq!(dump(&backend.open()), before);
+        }
+        let _ = backend;
+    });
+}
+
+#[test]
+fn group_commit_from_many_threads() {
+    for_each_backend(|backend| {
+        let store = std::sync::Arc::new(backend.open());
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut lsns = Vec::new();
+                    for i in 0..50u64 {
+                        let mut txn = store.begin_write();
+                        txn.put_fingerprint("code", &format!("t{t}/f{i}"), fingerprint(i));
+                        lsns.push(txn.commit().expect("commit"));
+                    }
+                    lsns
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=400).collect::<Vec<_>>(), "lsns are dense and unique");
+        assert_eq!(store.read().all_fingerprints().expect("scan").count(), 400);
+    });
+}
+
+#[test]
+fn durability_none_then_sync() {
+    for_each_backend(|backend| {
+        let store = backend.options().durability(Durability::None).open(&backend.dir).expect("open");
+        for i in 1..=20 {
+            commit_step(&store, i);
+        }
+        store.sync().expect("sync");
+        let before = dump(&store);
+        if let Some(sim) = &backend.sim {
+            sim.crash(walstore::storage::sim::CrashMode::LoseUnsynced);
+            drop(store);
+            assert_eq!(dump(&backend.open()), before, "synced commits survive a crash");
+        }
+    });
+}
+
+#[test]
+fn read_view_is_stable_while_writes_continue() {
+    for_each_backend(|backend| {
+        let store = backend.open();
+        commit_step(&store, 1);
+        let view = store.read();
+        let before = format!("{:?}", view.metadata().expect("scan"));
+        for i in 2..=50 {
+            commit_step(&store, i);
+            if i == 25 {
+                store.checkpoint().expect("checkpoint");
+            }
+        }
+        assert_eq!(view.lsn(), 1);
+        assert_eq!(format!("{:?}", view.metadata().expect("scan")), before);
+    });
+}
+
+#[test]
+fn read_only_open_sees_committed_state_and_refuses_writes() {
+    let backend = Backend::fs();
+    let store = backend.open();
+    for i in 1..=10 {
+        commit_step(&store, i);
+    }
+    let reader = backend.options().read_only(true).open(&backend.dir).expect("read-only open while writer holds the lock");
+    assert_eq!(reader.lsn(), 10);
+    assert_eq!(dump(&reader), dump(&store));
+    assert!(matches!(reader.begin_write().commit(), Err(walstore::Error::ReadOnly)));
+    let missing = backend.options().read_only(true).open(backend.dir.join("nope"));
+    assert!(matches!(missing, Err(walstore::Error::NotAStore { .. })));
+}
