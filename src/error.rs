@@ -110,7 +110,11 @@ impl Error {
     }
 
     /// Builds an [`Error::Corrupt`].
-    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Corrupt {
             file: file.into(),
             offset,

@@ -65,7 +65,10 @@ impl FileHeader {
             Error::corrupt(
                 file,
                 0,
-                format!("header needs {HEADER_BYTES} bytes, file has {}", bytes.len()),
+                format!(
+                    "header needs {HEADER_BYTES} bytes, file has {}",
+                    bytes.len()
+                ),
             )
         };
         let fields = bytes.get(..CRC_OFFSET).ok_or_else(short)?;
@@ -75,7 +78,9 @@ impl FileHeader {
             return Err(Error::corrupt(
                 file,
                 CRC_OFFSET as u64,
-                format!("header checksum mismatch: stored {stored_crc:#010x}, computed {computed:#010x}"),
+                format!(
+                    "header checksum mismatch: stored {stored_crc:#010x}, computed {computed:#010x}"
+                ),
             ));
         }
         let found_magic = read_array::<8>(bytes, 0).ok_or_else(short)?;
@@ -100,7 +105,11 @@ impl FileHeader {
         }
         let header_len = read_u32(bytes, 12).ok_or_else(short)?;
         if header_len as usize != HEADER_BYTES {
-            return Err(Error::corrupt(file, 12, format!("header_len {header_len}, expected {HEADER_BYTES}")));
+            return Err(Error::corrupt(
+                file,
+                12,
+                format!("header_len {header_len}, expected {HEADER_BYTES}"),
+            ));
         }
         Ok(FileHeader {
             magic,
@@ -116,16 +125,26 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_bit_flip_detected() {
-        let header = FileHeader { magic: SEGMENT_MAGIC, store_id: [7; 16], lsn: 42 };
+        let header = FileHeader {
+            magic: SEGMENT_MAGIC,
+            store_id: [7; 16],
+            lsn: 42,
+        };
         let bytes = header.encode();
         let path = Path::new("x.wal");
-        assert_eq!(FileHeader::decode(&bytes, SEGMENT_MAGIC, path).ok(), Some(header));
+        assert_eq!(
+            FileHeader::decode(&bytes, SEGMENT_MAGIC, path).ok(),
+            Some(header)
+        );
         for bit in 0..HEADER_BYTES * 8 {
             let mut damaged = bytes;
             if let Some(byte) = damaged.get_mut(bit / 8) {
                 *byte ^= 1 << (bit % 8);
             }
-            assert!(FileHeader::decode(&damaged, SEGMENT_MAGIC, path).is_err(), "bit {bit}");
+            assert!(
+                FileHeader::decode(&damaged, SEGMENT_MAGIC, path).is_err(),
+                "bit {bit}"
+            );
         }
         assert!(FileHeader::decode(&[0u8; HEADER_BYTES], SEGMENT_MAGIC, path).is_err());
     }

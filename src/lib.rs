@@ -25,6 +25,17 @@
 //! # }
 //! ```
 
+#![cfg_attr(
+    test,
+    allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        reason = "tests fail loudly"
+    )
+)]
+
 pub mod codec;
 pub mod error;
 pub mod fts;
@@ -44,6 +55,8 @@ pub use fts::{DocTerms, FtsStats};
 pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
-pub use store::{CheckpointReport, Durability, LOCK_FILE, LockHolder, Options, RecoveryMode, Store, read_holder};
+pub use store::{
+    CheckpointReport, Durability, LOCK_FILE, LockHolder, Options, RecoveryMode, Store, read_holder,
+};
 pub use txn::{ReadTxn, WriteTxn};
 pub use util::format_unix_ms;

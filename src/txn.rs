@@ -31,7 +31,11 @@ pub struct WriteTxn {
 
 impl WriteTxn {
     pub(crate) fn new(inner: Arc<Inner>, durability: Durability) -> Self {
-        WriteTxn { inner, ops: Vec::new(), durability }
+        WriteTxn {
+            inner,
+            ops: Vec::new(),
+            durability,
+        }
     }
 
     /// Sets this transaction's durability (default: the store's).
@@ -42,60 +46,90 @@ impl WriteTxn {
 
     /// Sets a metadata key.
     pub fn set_meta(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        self.ops.push(Op::SetMeta { key: key.to_owned(), value: value.into() });
+        self.ops.push(Op::SetMeta {
+            key: key.to_owned(),
+            value: value.into(),
+        });
         self
     }
 
     /// Sets a metadata key to any serializable value.
-    pub fn set_meta_as<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<&mut Self> {
+    pub fn set_meta_as<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<&mut Self> {
         Ok(self.set_meta(key, Value::from_serialize(value)?))
     }
 
     /// Deletes a metadata key.
     pub fn delete_meta(&mut self, key: &str) -> &mut Self {
-        self.ops.push(Op::DelMeta { key: key.to_owned() });
+        self.ops.push(Op::DelMeta {
+            key: key.to_owned(),
+        });
         self
     }
 
     /// Sets a config key.
     pub fn set_config(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        self.ops.push(Op::SetConfig { key: key.to_owned(), value: value.into() });
+        self.ops.push(Op::SetConfig {
+            key: key.to_owned(),
+            value: value.into(),
+        });
         self
     }
 
     /// Sets a config key to any serializable value.
-    pub fn set_config_as<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<&mut Self> {
+    pub fn set_config_as<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<&mut Self> {
         Ok(self.set_config(key, Value::from_serialize(value)?))
     }
 
     /// Deletes a config key.
     pub fn delete_config(&mut self, key: &str) -> &mut Self {
-        self.ops.push(Op::DelConfig { key: key.to_owned() });
+        self.ops.push(Op::DelConfig {
+            key: key.to_owned(),
+        });
         self
     }
 
     /// Sets the fingerprint of `path` in namespace `ns`.
     pub fn put_fingerprint(&mut self, ns: &str, path: &str, fingerprint: Fingerprint) -> &mut Self {
-        self.ops.push(Op::PutFingerprint { ns: ns.to_owned(), path: path.to_owned(), fingerprint });
+        self.ops.push(Op::PutFingerprint {
+            ns: ns.to_owned(),
+            path: path.to_owned(),
+            fingerprint,
+        });
         self
     }
 
     /// Deletes the fingerprint of `path` in namespace `ns`.
     pub fn delete_fingerprint(&mut self, ns: &str, path: &str) -> &mut Self {
-        self.ops.push(Op::DelFingerprint { ns: ns.to_owned(), path: path.to_owned() });
+        self.ops.push(Op::DelFingerprint {
+            ns: ns.to_owned(),
+            path: path.to_owned(),
+        });
         self
     }
 
     /// Adds or replaces document `doc` in the full-text index. The text is tokenized
     /// now; only the document's terms are logged, never the whole index.
     pub fn index_doc(&mut self, doc: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::IndexDoc { doc: doc.to_owned(), terms: DocTerms::from_text(text) });
+        self.ops.push(Op::IndexDoc {
+            doc: doc.to_owned(),
+            terms: DocTerms::from_text(text),
+        });
         self
     }
 
     /// Removes document `doc` from the full-text index.
     pub fn remove_doc(&mut self, doc: &str) -> &mut Self {
-        self.ops.push(Op::RemoveDoc { doc: doc.to_owned() });
+        self.ops.push(Op::RemoveDoc {
+            doc: doc.to_owned(),
+        });
         self
     }
 
@@ -116,7 +150,9 @@ impl WriteTxn {
             op.check()?;
         }
         let lsn = self.inner.commit(self.ops, self.durability)?;
-        if !self.inner.options.background_checkpoints && std::mem::take(&mut self.inner.background.lock().requested) {
+        if !self.inner.options.background_checkpoints
+            && std::mem::take(&mut self.inner.background.lock().requested)
+        {
             self.inner.checkpoint()?;
         }
         Ok(lsn)
@@ -164,7 +200,9 @@ impl ReadTxn {
 
     /// A metadata value converted into `T`.
     pub fn meta_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.meta(key)?.map(|value| value.deserialize_into()).transpose()
+        self.meta(key)?
+            .map(|value| value.deserialize_into())
+            .transpose()
     }
 
     /// Every metadata entry, sorted by key.
@@ -179,7 +217,9 @@ impl ReadTxn {
 
     /// A config value converted into `T`.
     pub fn config_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.config(key)?.map(|value| value.deserialize_into()).transpose()
+        self.config(key)?
+            .map(|value| value.deserialize_into())
+            .transpose()
     }
 
     /// Every config entry, sorted by key.
@@ -196,8 +236,13 @@ impl ReadTxn {
     }
 
     /// The fingerprints of namespace `ns`, sorted by path.
-    pub fn fingerprints(&self, ns: &str) -> Result<impl Iterator<Item = Result<(String, Fingerprint)>> + '_> {
-        let scan = self.version.scan(&keys::pair_prefix(Tag::Fingerprint, ns))?;
+    pub fn fingerprints(
+        &self,
+        ns: &str,
+    ) -> Result<impl Iterator<Item = Result<(String, Fingerprint)>> + '_> {
+        let scan = self
+            .version
+            .scan(&keys::pair_prefix(Tag::Fingerprint, ns))?;
         Ok(scan.map(|entry| {
             let (key, bytes) = entry?;
             let (_, path) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::Fingerprint))?;
@@ -206,7 +251,9 @@ impl ReadTxn {
     }
 
     /// Every fingerprint as `(namespace, path, fingerprint)`, sorted.
-    pub fn all_fingerprints(&self) -> Result<impl Iterator<Item = Result<(String, String, Fingerprint)>> + '_> {
+    pub fn all_fingerprints(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(String, String, Fingerprint)>> + '_> {
         let scan = self.version.scan(&[Tag::Fingerprint as u8])?;
         Ok(scan.map(|entry| {
             let (key, bytes) = entry?;
@@ -234,7 +281,9 @@ impl ReadTxn {
 
     /// The documents containing `term`, with the term's frequency, sorted by doc id.
     pub fn postings(&self, term: &str) -> Result<impl Iterator<Item = Result<(String, u32)>> + '_> {
-        let scan = self.version.scan(&keys::pair_prefix(Tag::FtsPosting, term))?;
+        let scan = self
+            .version
+            .scan(&keys::pair_prefix(Tag::FtsPosting, term))?;
         Ok(scan.map(|entry| {
             let (key, bytes) = entry?;
             let (_, doc) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::FtsPosting))?;

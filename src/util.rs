@@ -24,7 +24,9 @@ pub fn format_unix_ms(unix_ms: u64) -> String {
 /// 16 unpredictable bytes (std's randomly keyed hasher, mixed with time and pid).
 pub fn random_id() -> [u8; 16] {
     let mut out = [0u8; 16];
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     for (i, chunk) in out.chunks_mut(8).enumerate() {
         let mut hasher = std::hash::RandomState::new().build_hasher();
         hasher.write_u128(now);
@@ -40,6 +42,9 @@ mod tests {
     #[test]
     fn formats_dates() {
         assert_eq!(super::format_unix_ms(0), "1970-01-01 00:00:00");
-        assert_eq!(super::format_unix_ms(1_795_000_000_000), "2026-11-18 11:06:40");
+        assert_eq!(
+            super::format_unix_ms(1_795_000_000_000),
+            "2026-11-18 11:06:40"
+        );
     }
 }

@@ -1,4 +1,11 @@
 //! Every collection round-trips, in memory and across reopen, checkpoints included.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -22,7 +29,10 @@ fn every_collection_round_trips_across_reopen() {
         assert_eq!(store.lsn(), 0);
         let mut txn = store.begin_write();
         let mut map = BTreeMap::new();
-        map.insert("nested".to_owned(), Value::List(vec![Value::Null, Value::Bool(true), Value::Float(1.5)]));
+        map.insert(
+            "nested".to_owned(),
+            Value::List(vec![Value::Null, Value::Bool(true), Value::Float(1.5)]),
+        );
         txn.set_meta("int", Value::Int(-3))
             .set_meta("big", Value::UInt(u64::MAX))
             .set_meta("map", Value::Map(map.clone()))
@@ -31,25 +41,57 @@ fn every_collection_round_trips_across_reopen() {
             .put_fingerprint("code", "src/a.rs", fingerprint(1))
             .put_fingerprint("docs", "README.md", fingerprint(2))
             .index_doc("src/a.rs", "fn atomicWriteJson() { MAX_RETRY_COUNT }");
-        txn.set_meta_as("run", &RunInfo { pid: 7, files: vec!["a".into()], finished: None }).expect("serialize");
+        txn.set_meta_as(
+            "run",
+            &RunInfo {
+                pid: 7,
+                files: vec!["a".into()],
+                finished: None,
+            },
+        )
+        .expect("serialize");
         assert_eq!(txn.commit().expect("commit"), 1);
         let check = |store: &walstore::Store| {
             let read = store.read();
             assert_eq!(read.lsn(), 1);
             assert_eq!(read.meta("int").expect("read"), Some(Value::Int(-3)));
             assert_eq!(read.meta("big").expect("read"), Some(Value::UInt(u64::MAX)));
-            assert_eq!(read.meta("map").expect("read"), Some(Value::Map(map.clone())));
-            assert_eq!(read.meta("bytes").expect("read"), Some(Value::Bytes(vec![0, 1, 255])));
-            assert_eq!(read.config("name").expect("read"), Some(Value::from("walstore")));
+            assert_eq!(
+                read.meta("map").expect("read"),
+                Some(Value::Map(map.clone()))
+            );
+            assert_eq!(
+                read.meta("bytes").expect("read"),
+                Some(Value::Bytes(vec![0, 1, 255]))
+            );
+            assert_eq!(
+                read.config("name").expect("read"),
+                Some(Value::from("walstore"))
+            );
             assert_eq!(
                 read.meta_as::<RunInfo>("run").expect("typed"),
-                Some(RunInfo { pid: 7, files: vec!["a".into()], finished: None })
+                Some(RunInfo {
+                    pid: 7,
+                    files: vec!["a".into()],
+                    finished: None
+                })
             );
-            assert_eq!(read.fingerprint("code", "src/a.rs").expect("read"), Some(fingerprint(1)));
+            assert_eq!(
+                read.fingerprint("code", "src/a.rs").expect("read"),
+                Some(fingerprint(1))
+            );
             assert_eq!(read.fingerprint("docs", "src/a.rs").expect("read"), None);
-            let docs_ns: Vec<_> = read.fingerprints("docs").expect("scan").map(|e| e.expect("entry")).collect();
+            let docs_ns: Vec<_> = read
+                .fingerprints("docs")
+                .expect("scan")
+                .map(|e| e.expect("entry"))
+                .collect();
             assert_eq!(docs_ns, vec![("README.md".to_owned(), fingerprint(2))]);
-            let postings: Vec<_> = read.postings("write").expect("scan").map(|e| e.expect("entry")).collect();
+            let postings: Vec<_> = read
+                .postings("write")
+                .expect("scan")
+                .map(|e| e.expect("entry"))
+                .collect();
             assert_eq!(postings, vec![("src/a.rs".to_owned(), 1)]);
             assert_eq!(read.fts_stats().expect("stats").docs, 1);
         };
@@ -69,16 +111,31 @@ fn deletes_replacements_and_fts_deltas() {
     for_each_backend(|backend| {
         let store = backend.open();
         let mut txn = store.begin_write();
-        txn.index_doc("a", "red green").index_doc("b", "green blue").set_meta("k", 1i64);
+        txn.index_doc("a", "red green")
+            .index_doc("b", "green blue")
+            .set_meta("k", 1i64);
         txn.commit().expect("commit");
         store.checkpoint().expect("checkpoint");
         let mut txn = store.begin_write();
-        txn.index_doc("a", "yellow").remove_doc("b").remove_doc("absent").delete_meta("k").delete_meta("absent");
+        txn.index_doc("a", "yellow")
+            .remove_doc("b")
+            .remove_doc("absent")
+            .delete_meta("k")
+            .delete_meta("absent");
         txn.commit().expect("commit");
         let read = store.read();
-        assert_eq!(read.postings("green").expect("scan").count(), 0, "[{}]", backend.name);
+        assert_eq!(
+            read.postings("green").expect("scan").count(),
+            0,
+            "[{}]",
+            backend.name
+        );
         assert_eq!(read.postings("yellow").expect("scan").count(), 1);
-        let docs: Vec<_> = read.docs().expect("docs").map(|d| d.expect("doc")).collect();
+        let docs: Vec<_> = read
+            .docs()
+            .expect("docs")
+            .map(|d| d.expect("doc"))
+            .collect();
         assert_eq!(docs, ["a"]);
         assert_eq!(read.meta("k").expect("read"), None);
         let stats = read.fts_stats().expect("stats");
@@ -92,7 +149,11 @@ fn deletes_replacements_and_fts_deltas() {
 #[test]
 fn workload_with_checkpoints_and_rotations_survives_reopen() {
     for_each_backend(|backend| {
-        let store = backend.options().checkpoint_wal_bytes(0).open(&backend.dir).expect("open");
+        let store = backend
+            .options()
+            .checkpoint_wal_bytes(0)
+            .open(&backend.dir)
+            .expect("open");
         for i in 1..=400 {
             assert_eq!(commit_step(&store, i), i);
             if i % 150 == 0 {
@@ -104,8 +165,16 @@ fn workload_with_checkpoints_and_rotations_survives_reopen() {
         let store = backend.open();
         assert_eq!(store.lsn(), 400);
         assert_eq!(dump(&store), before, "[{}]", backend.name);
-        assert!(backend.names_ending(".wal").len() >= 2, "segments rotated: {:?}", backend.names());
-        assert!(backend.names_ending(".snap").len() <= 2, "old snapshots pruned: {:?}", backend.names());
+        assert!(
+            backend.names_ending(".wal").len() >= 2,
+            "segments rotated: {:?}",
+            backend.names()
+        );
+        assert!(
+            backend.names_ending(".snap").len() <= 2,
+            "old snapshots pruned: {:?}",
+            backend.names()
+        );
     });
 }
 
@@ -113,15 +182,28 @@ fn workload_with_checkpoints_and_rotations_survives_reopen() {
 fn automatic_checkpoint_after_wal_threshold() {
     for_each_backend(|backend| {
         for background in [true, false] {
-            let backend = if background { Backend::sim(1) } else { Backend::fs() };
+            let backend = if background {
+                Backend::sim(1)
+            } else {
+                Backend::fs()
+            };
             let _ = &backend;
-            let store = backend.options().checkpoint_wal_bytes(16 * 1024).background_checkpoints(background).open(&backend.dir).expect("open");
+            let store = backend
+                .options()
+                .checkpoint_wal_bytes(16 * 1024)
+                .background_checkpoints(background)
+                .open(&backend.dir)
+                .expect("open");
             for i in 1..=300 {
                 commit_step(&store, i);
             }
             let before = dump(&store);
             drop(store);
-            assert!(!backend.names_ending(".snap").is_empty(), "a checkpoint ran: {:?}", backend.names());
+            assert!(
+                !backend.names_ending(".snap").is_empty(),
+                "a checkpoint ran: {:?}",
+                backend.names()
+            );
             assert_eq!(dump(&backend.open()), before);
         }
         let _ = backend;
@@ -146,9 +228,16 @@ fn group_commit_from_many_threads() {
                 })
             })
             .collect();
-        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread"))
+            .collect();
         all.sort_unstable();
-        assert_eq!(all, (1..=400).collect::<Vec<_>>(), "lsns are dense and unique");
+        assert_eq!(
+            all,
+            (1..=400).collect::<Vec<_>>(),
+            "lsns are dense and unique"
+        );
         assert_eq!(store.read().all_fingerprints().expect("scan").count(), 400);
     });
 }
@@ -156,7 +245,11 @@ fn group_commit_from_many_threads() {
 #[test]
 fn durability_none_then_sync() {
     for_each_backend(|backend| {
-        let store = backend.options().durability(Durability::None).open(&backend.dir).expect("open");
+        let store = backend
+            .options()
+            .durability(Durability::None)
+            .open(&backend.dir)
+            .expect("open");
         for i in 1..=20 {
             commit_step(&store, i);
         }
@@ -165,7 +258,11 @@ fn durability_none_then_sync() {
         if let Some(sim) = &backend.sim {
             sim.crash(walstore::storage::sim::CrashMode::LoseUnsynced);
             drop(store);
-            assert_eq!(dump(&backend.open()), before, "synced commits survive a crash");
+            assert_eq!(
+                dump(&backend.open()),
+                before,
+                "synced commits survive a crash"
+            );
         }
     });
 }
@@ -195,10 +292,20 @@ fn read_only_open_sees_committed_state_and_refuses_writes() {
     for i in 1..=10 {
         commit_step(&store, i);
     }
-    let reader = backend.options().read_only(true).open(&backend.dir).expect("read-only open while writer holds the lock");
+    let reader = backend
+        .options()
+        .read_only(true)
+        .open(&backend.dir)
+        .expect("read-only open while writer holds the lock");
     assert_eq!(reader.lsn(), 10);
     assert_eq!(dump(&reader), dump(&store));
-    assert!(matches!(reader.begin_write().commit(), Err(walstore::Error::ReadOnly)));
-    let missing = backend.options().read_only(true).open(backend.dir.join("nope"));
+    assert!(matches!(
+        reader.begin_write().commit(),
+        Err(walstore::Error::ReadOnly)
+    ));
+    let missing = backend
+        .options()
+        .read_only(true)
+        .open(backend.dir.join("nope"));
     assert!(matches!(missing, Err(walstore::Error::NotAStore { .. })));
 }

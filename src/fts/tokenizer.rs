@@ -100,14 +100,20 @@ mod tests {
 
     #[test]
     fn identifiers_split() {
-        assert_eq!(toks("atomicWriteJson"), ["atomicwritejson", "atomic", "write", "json"]);
+        assert_eq!(
+            toks("atomicWriteJson"),
+            ["atomicwritejson", "atomic", "write", "json"]
+        );
         assert_eq!(
             toks("MAX_RETRY_COUNT"),
             ["max_retry_count", "max", "retry", "count"]
         );
         assert_eq!(toks("parse2d"), ["parse2d", "parse", "2", "d"]);
         assert_eq!(toks("HTMLParser"), ["htmlparser", "html", "parser"]);
-        assert_eq!(toks("Hello, wörld! ÉCOLE 42"), ["hello", "wörld", "école", "42"]);
+        assert_eq!(
+            toks("Hello, wörld! ÉCOLE 42"),
+            ["hello", "wörld", "école", "42"]
+        );
         assert_eq!(toks("_private __x__"), ["private", "x"]);
         assert!(toks(&"a".repeat(65)).is_empty());
     }

@@ -22,7 +22,11 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// A fingerprint; fails if `hash` is longer than [`HASH_BYTES_MAX`].
     pub fn new(hash: impl Into<Vec<u8>>, size: u64, mtime: i64) -> Result<Self> {
-        let fingerprint = Fingerprint { hash: hash.into(), size, mtime };
+        let fingerprint = Fingerprint {
+            hash: hash.into(),
+            size,
+            mtime,
+        };
         fingerprint.check()?;
         Ok(fingerprint)
     }

@@ -38,12 +38,20 @@ pub enum Tag {
 
 impl Tag {
     /// Every tag, in key order.
-    pub const ALL: [Tag; 6] =
-        [Tag::Metadata, Tag::Config, Tag::Fingerprint, Tag::FtsDoc, Tag::FtsPosting, Tag::FtsStats];
+    pub const ALL: [Tag; 6] = [
+        Tag::Metadata,
+        Tag::Config,
+        Tag::Fingerprint,
+        Tag::FtsDoc,
+        Tag::FtsPosting,
+        Tag::FtsStats,
+    ];
 
     /// The tag of an encoded key.
     pub fn of(key: &[u8]) -> Option<Tag> {
-        Tag::ALL.into_iter().find(|tag| key.first() == Some(&(*tag as u8)))
+        Tag::ALL
+            .into_iter()
+            .find(|tag| key.first() == Some(&(*tag as u8)))
     }
 
     /// A human name for the collection.
@@ -111,7 +119,10 @@ pub fn split_pair(key: &[u8]) -> Option<(String, String)> {
         pos += 2;
     }
     let second = body.get(pos + 2..)?;
-    Some((String::from_utf8(first).ok()?, String::from_utf8(second.to_vec()).ok()?))
+    Some((
+        String::from_utf8(first).ok()?,
+        String::from_utf8(second.to_vec()).ok()?,
+    ))
 }
 
 /// The string after the tag of a [`simple`] key.
@@ -136,13 +147,25 @@ mod tests {
 
     #[test]
     fn pairs_sort_as_tuples_and_round_trip() {
-        let pairs = [("a", "z"), ("a\0", "a"), ("ab", ""), ("b", "a\0b"), ("", "x")];
-        let mut encoded: Vec<_> = pairs.iter().map(|(a, b)| pair(Tag::Fingerprint, a, b)).collect();
+        let pairs = [
+            ("a", "z"),
+            ("a\0", "a"),
+            ("ab", ""),
+            ("b", "a\0b"),
+            ("", "x"),
+        ];
+        let mut encoded: Vec<_> = pairs
+            .iter()
+            .map(|(a, b)| pair(Tag::Fingerprint, a, b))
+            .collect();
         encoded.sort();
         let mut expected: Vec<_> = pairs.to_vec();
         expected.sort();
         let decoded: Vec<_> = encoded.iter().filter_map(|k| split_pair(k)).collect();
-        let expected: Vec<_> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(decoded, expected);
     }
 }

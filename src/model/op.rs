@@ -94,13 +94,23 @@ impl Op {
     /// Checks bounds before the op is logged, so applying it can never fail on them.
     pub fn check(&self) -> Result<()> {
         match self {
-            Op::SetMeta { key, .. } | Op::DelMeta { key } => keys::check_len(&keys::simple(Tag::Metadata, key)),
-            Op::SetConfig { key, .. } | Op::DelConfig { key } => keys::check_len(&keys::simple(Tag::Config, key)),
-            Op::PutFingerprint { ns, path, fingerprint } => {
+            Op::SetMeta { key, .. } | Op::DelMeta { key } => {
+                keys::check_len(&keys::simple(Tag::Metadata, key))
+            }
+            Op::SetConfig { key, .. } | Op::DelConfig { key } => {
+                keys::check_len(&keys::simple(Tag::Config, key))
+            }
+            Op::PutFingerprint {
+                ns,
+                path,
+                fingerprint,
+            } => {
                 fingerprint.check()?;
                 keys::check_len(&keys::pair(Tag::Fingerprint, ns, path))
             }
-            Op::DelFingerprint { ns, path } => keys::check_len(&keys::pair(Tag::Fingerprint, ns, path)),
+            Op::DelFingerprint { ns, path } => {
+                keys::check_len(&keys::pair(Tag::Fingerprint, ns, path))
+            }
             Op::IndexDoc { doc, terms } => {
                 keys::check_len(&keys::simple(Tag::FtsDoc, doc))?;
                 for (term, _) in &terms.terms {
@@ -115,14 +125,27 @@ impl Op {
     /// Applies the op. Deterministic: replay gives the state that commit gave.
     pub fn apply(&self, state: &mut impl KvState) -> Result<()> {
         match self {
-            Op::SetMeta { key, value } => state.set(keys::simple(Tag::Metadata, key), Some(encode(value)?)),
-            Op::DelMeta { key } => state.set(keys::simple(Tag::Metadata, key), None),
-            Op::SetConfig { key, value } => state.set(keys::simple(Tag::Config, key), Some(encode(value)?)),
-            Op::DelConfig { key } => state.set(keys::simple(Tag::Config, key), None),
-            Op::PutFingerprint { ns, path, fingerprint } => {
-                state.set(keys::pair(Tag::Fingerprint, ns, path), Some(encode(fingerprint)?));
+            Op::SetMeta { key, value } => {
+                state.set(keys::simple(Tag::Metadata, key), Some(encode(value)?))
             }
-            Op::DelFingerprint { ns, path } => state.set(keys::pair(Tag::Fingerprint, ns, path), None),
+            Op::DelMeta { key } => state.set(keys::simple(Tag::Metadata, key), None),
+            Op::SetConfig { key, value } => {
+                state.set(keys::simple(Tag::Config, key), Some(encode(value)?))
+            }
+            Op::DelConfig { key } => state.set(keys::simple(Tag::Config, key), None),
+            Op::PutFingerprint {
+                ns,
+                path,
+                fingerprint,
+            } => {
+                state.set(
+                    keys::pair(Tag::Fingerprint, ns, path),
+                    Some(encode(fingerprint)?),
+                );
+            }
+            Op::DelFingerprint { ns, path } => {
+                state.set(keys::pair(Tag::Fingerprint, ns, path), None)
+            }
             Op::IndexDoc { doc, terms } => {
                 remove_doc(state, doc)?;
                 for (term, count) in &terms.terms {
@@ -176,7 +199,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// postcard-decodes a stored value; a failure means the stored bytes are damaged.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
+    postcard::from_bytes(bytes)
+        .map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
 }
 
 /// Decodes a posting's term frequency.

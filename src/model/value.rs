@@ -59,7 +59,9 @@ impl Value {
             Value::String(s) => J::String(s.clone()),
             Value::Bytes(bytes) => J::Array(bytes.iter().map(|b| J::from(*b)).collect()),
             Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(map) => J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Map(map) => {
+                J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -81,7 +83,9 @@ impl From<serde_json::Value> for Value {
             }
             J::String(s) => Value::String(s),
             J::Array(items) => Value::List(items.into_iter().map(Value::from).collect()),
-            J::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
+            J::Object(map) => {
+                Value::Map(map.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
+            }
         }
     }
 }

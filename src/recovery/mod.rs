@@ -59,17 +59,32 @@ struct Ctx<'a> {
 
 /// Recovers the store in `dir`. A writer (`writer = true`) holds the lock and may cut,
 /// remove and create files; a reader changes nothing.
-pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options, writer: bool) -> Result<Recovered> {
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    writer: bool,
+) -> Result<Recovered> {
     let started = Instant::now();
     let listing = list(storage, dir)?;
-    let mut ctx = Ctx { storage, dir, options, writer, report: RecoveryReport::default() };
+    let mut ctx = Ctx {
+        storage,
+        dir,
+        options,
+        writer,
+        report: RecoveryReport::default(),
+    };
     if writer {
         ctx.remove_temps(&listing)?;
     } else {
         ctx.report.temps_found = listing.temps.iter().map(|name| dir.join(name)).collect();
     }
     let base = ctx.load_snapshot(&listing)?;
-    let mut version = Version { lsn: base.as_ref().map_or(0, |s| s.lsn()), base: base.clone(), ..Version::default() };
+    let mut version = Version {
+        lsn: base.as_ref().map_or(0, |s| s.lsn()),
+        base: base.clone(),
+        ..Version::default()
+    };
     ctx.report.snapshot_lsn = version.lsn;
     ctx.report.snapshot = base.as_ref().map(|s| s.path().to_path_buf());
     let mut store_id = base.as_ref().map(|s| s.header().store_id);
@@ -77,12 +92,26 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options, writ
     let store_id = match store_id {
         Some(id) => id,
         None if writer => crate::util::random_id(),
-        None => return Err(Error::NotAStore { dir: dir.to_path_buf(), reason: "no segment or snapshot".into() }),
+        None => {
+            return Err(Error::NotAStore {
+                dir: dir.to_path_buf(),
+                reason: "no segment or snapshot".into(),
+            });
+        }
     };
-    let active = if writer { Some(ctx.open_active(last_scan, &version, store_id)?) } else { None };
+    let active = if writer {
+        Some(ctx.open_active(last_scan, &version, store_id)?)
+    } else {
+        None
+    };
     ctx.report.lsn = version.lsn;
     ctx.report.duration = started.elapsed();
-    Ok(Recovered { version, store_id, active, report: ctx.report })
+    Ok(Recovered {
+        version,
+        store_id,
+        active,
+        report: ctx.report,
+    })
 }
 
 impl Ctx<'_> {
@@ -94,7 +123,9 @@ impl Ctx<'_> {
     fn remove_temps(&mut self, listing: &DirListing) -> Result<()> {
         for name in &listing.temps {
             let path = self.path(name);
-            self.storage.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            self.storage
+                .remove_file(&path)
+                .map_err(|e| Error::io("remove", &path, e))?;
             self.report.temps_removed.push(path);
         }
         if !listing.temps.is_empty() {
@@ -104,7 +135,9 @@ impl Ctx<'_> {
     }
 
     fn sync_dir(&self) -> Result<()> {
-        self.storage.sync_dir(self.dir).map_err(|e| Error::io("fsync directory", self.dir, e))
+        self.storage
+            .sync_dir(self.dir)
+            .map_err(|e| Error::io("fsync directory", self.dir, e))
     }
 
     /// Cases 2 and 3: the newest snapshot that validates.
@@ -127,7 +160,9 @@ impl Ctx<'_> {
     }
 
     fn fall_back(&mut self, path: &Path, reason: String) -> Result<()> {
-        self.report.fallbacks.push(format!("skipped snapshot {}: {reason}", path.display()));
+        self.report
+            .fallbacks
+            .push(format!("skipped snapshot {}: {reason}", path.display()));
         if self.writer {
             let moved = self.quarantine_file(path)?;
             self.report.quarantined.push(moved);
@@ -138,23 +173,42 @@ impl Ctx<'_> {
     /// Moves a whole file into `quarantine/`.
     fn quarantine_file(&self, path: &Path) -> Result<PathBuf> {
         let quarantine = self.path(QUARANTINE_DIR);
-        self.storage.create_dir_all(&quarantine).map_err(|e| Error::io("create directory", &quarantine, e))?;
-        let name = path.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
+        self.storage
+            .create_dir_all(&quarantine)
+            .map_err(|e| Error::io("create directory", &quarantine, e))?;
+        let name = path
+            .file_name()
+            .map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
         let target = quarantine.join(name);
-        self.storage.rename(path, &target).map_err(|e| Error::io("rename", path, e))?;
-        self.storage.sync_dir(&quarantine).map_err(|e| Error::io("fsync directory", &quarantine, e))?;
+        self.storage
+            .rename(path, &target)
+            .map_err(|e| Error::io("rename", path, e))?;
+        self.storage
+            .sync_dir(&quarantine)
+            .map_err(|e| Error::io("fsync directory", &quarantine, e))?;
         self.sync_dir()?;
         Ok(target)
     }
 
     /// Cases 4 to 12: replays the WAL after the version's lsn. Returns the last segment's
     /// scan (for the writer to continue), if any segment remains.
-    fn replay(&mut self, listing: &DirListing, version: &mut Version, store_id: &mut Option<StoreId>) -> Result<Option<SegmentScan>> {
+    fn replay(
+        &mut self,
+        listing: &DirListing,
+        version: &mut Version,
+        store_id: &mut Option<StoreId>,
+    ) -> Result<Option<SegmentScan>> {
         let segments = &listing.segments;
         let start_lsn = version.lsn + 1;
-        let first_needed = segments.partition_point(|&first| first <= start_lsn).saturating_sub(1);
+        let first_needed = segments
+            .partition_point(|&first| first <= start_lsn)
+            .saturating_sub(1);
         let mut last_scan = None;
-        let mut needed = segments.get(first_needed..).unwrap_or_default().iter().peekable();
+        let mut needed = segments
+            .get(first_needed..)
+            .unwrap_or_default()
+            .iter()
+            .peekable();
         while let Some(&first_lsn) = needed.next() {
             let is_last = needed.peek().is_none();
             let path = self.path(&segment::file_name(first_lsn));
@@ -177,7 +231,13 @@ impl Ctx<'_> {
                     } else {
                         reason.clone()
                     };
-                    self.corruption(&scanned, &bytes, *offset, reason, needed.clone().copied().collect())?;
+                    self.corruption(
+                        &scanned,
+                        &bytes,
+                        *offset,
+                        reason,
+                        needed.clone().copied().collect(),
+                    )?;
                     None
                 }
             };
@@ -187,7 +247,14 @@ impl Ctx<'_> {
                 }
                 let payload = bytes.get(record.payload.clone()).unwrap_or_default();
                 let ops: Vec<Op> = postcard::from_bytes(payload).map_err(|e| {
-                    Error::corrupt(&path, record.offset, format!("record lsn {} passed its checksum but does not decode: {e}", record.lsn))
+                    Error::corrupt(
+                        &path,
+                        record.offset,
+                        format!(
+                            "record lsn {} passed its checksum but does not decode: {e}",
+                            record.lsn
+                        ),
+                    )
                 })?;
                 for op in &ops {
                     op.apply(version)?;
@@ -205,14 +272,31 @@ impl Ctx<'_> {
     }
 
     /// Cases 4, 5, 6.
-    fn check_segment(&self, scanned: &SegmentScan, first_lsn: u64, lsn: u64, store_id: &mut Option<StoreId>) -> Result<()> {
+    fn check_segment(
+        &self,
+        scanned: &SegmentScan,
+        first_lsn: u64,
+        lsn: u64,
+        store_id: &mut Option<StoreId>,
+    ) -> Result<()> {
         let path = &scanned.path;
         if scanned.header.lsn != first_lsn {
-            return Err(Error::corrupt(path, 32, format!("header first lsn {} disagrees with the file name", scanned.header.lsn)));
+            return Err(Error::corrupt(
+                path,
+                32,
+                format!(
+                    "header first lsn {} disagrees with the file name",
+                    scanned.header.lsn
+                ),
+            ));
         }
         match store_id {
             Some(id) if *id != scanned.header.store_id => {
-                return Err(Error::corrupt(path, 16, "segment belongs to another store (store id differs)"));
+                return Err(Error::corrupt(
+                    path,
+                    16,
+                    "segment belongs to another store (store id differs)",
+                ));
             }
             Some(_) => {}
             None => *store_id = Some(scanned.header.store_id),
@@ -221,7 +305,9 @@ impl Ctx<'_> {
             return Err(Error::corrupt(
                 path,
                 32,
-                format!("missing WAL: the state is at lsn {lsn}, but this segment starts at lsn {first_lsn}"),
+                format!(
+                    "missing WAL: the state is at lsn {lsn}, but this segment starts at lsn {first_lsn}"
+                ),
             ));
         }
         Ok(())
@@ -233,20 +319,38 @@ impl Ctx<'_> {
             file: path.to_path_buf(),
             offset: 0,
             bytes_cut: len as u64,
-            reason: format!("segment of {len} bytes is shorter than its {HEADER_BYTES}-byte header"),
+            reason: format!(
+                "segment of {len} bytes is shorter than its {HEADER_BYTES}-byte header"
+            ),
         });
         if self.writer {
-            self.storage.remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+            self.storage
+                .remove_file(path)
+                .map_err(|e| Error::io("remove", path, e))?;
             self.sync_dir()?;
         }
         Ok(())
     }
 
     /// Case 10.
-    fn torn_tail(&mut self, scanned: &SegmentScan, bytes: &[u8], offset: u64, reason: &str) -> Result<u64> {
-        let nonzero_end = bytes.iter().rposition(|&b| b != 0).map_or(offset, |at| at as u64 + 1);
+    fn torn_tail(
+        &mut self,
+        scanned: &SegmentScan,
+        bytes: &[u8],
+        offset: u64,
+        reason: &str,
+    ) -> Result<u64> {
+        let nonzero_end = bytes
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(offset, |at| at as u64 + 1);
         let bytes_cut = nonzero_end.saturating_sub(offset);
-        self.report.torn_tail = Some(TornTail { file: scanned.path.clone(), offset, bytes_cut, reason: reason.to_owned() });
+        self.report.torn_tail = Some(TornTail {
+            file: scanned.path.clone(),
+            offset,
+            bytes_cut,
+            reason: reason.to_owned(),
+        });
         if self.writer {
             self.cut(&scanned.path, offset)?;
             self.report.bytes_truncated += bytes_cut;
@@ -256,16 +360,32 @@ impl Ctx<'_> {
 
     /// Truncates a segment at `offset`, re-extends its preallocation with zeros, syncs.
     fn cut(&self, path: &Path, offset: u64) -> Result<()> {
-        let file = self.storage.open_file(path, OpenMode::ReadWrite).map_err(|e| Error::io("open", path, e))?;
-        file.set_len(offset).map_err(|e| Error::io("truncate", path, e))?;
+        let file = self
+            .storage
+            .open_file(path, OpenMode::ReadWrite)
+            .map_err(|e| Error::io("open", path, e))?;
+        file.set_len(offset)
+            .map_err(|e| Error::io("truncate", path, e))?;
         let _ = file.set_len(offset.max(self.options.segment_bytes));
-        file.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", path, e))
     }
 
     /// Cases 7 and 11.
-    fn corruption(&mut self, scanned: &SegmentScan, bytes: &[u8], offset: u64, reason: String, later: Vec<u64>) -> Result<()> {
+    fn corruption(
+        &mut self,
+        scanned: &SegmentScan,
+        bytes: &[u8],
+        offset: u64,
+        reason: String,
+        later: Vec<u64>,
+    ) -> Result<()> {
         if self.options.recovery == RecoveryMode::Strict || !self.writer {
-            return Err(Error::Corrupt { file: scanned.path.clone(), offset, reason });
+            return Err(Error::Corrupt {
+                file: scanned.path.clone(),
+                offset,
+                reason,
+            });
         }
         let mut salvage = SalvageReport {
             file: scanned.path.clone(),
@@ -280,8 +400,13 @@ impl Ctx<'_> {
         salvage.bytes_cut = tail.len() as u64;
         salvage.collect_touched(tail);
         let quarantine = self.path(QUARANTINE_DIR);
-        self.storage.create_dir_all(&quarantine).map_err(|e| Error::io("create directory", &quarantine, e))?;
-        let name = scanned.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        self.storage
+            .create_dir_all(&quarantine)
+            .map_err(|e| Error::io("create directory", &quarantine, e))?;
+        let name = scanned
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let target = quarantine.join(format!("{name}.at-{offset}.cut"));
         write_durable(self.storage, &target, tail)?;
         salvage.quarantined.push(target);
@@ -299,24 +424,49 @@ impl Ctx<'_> {
     }
 
     /// The segment the writer appends to: the last one, or a new one after the state.
-    fn open_active(&mut self, last: Option<SegmentScan>, version: &Version, store_id: StoreId) -> Result<ActiveSegment> {
+    fn open_active(
+        &mut self,
+        last: Option<SegmentScan>,
+        version: &Version,
+        store_id: StoreId,
+    ) -> Result<ActiveSegment> {
         if let Some(scanned) = last.filter(|s| s.last_lsn() == version.lsn) {
-            let file = self.storage.open_file(&scanned.path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &scanned.path, e))?;
+            let file = self
+                .storage
+                .open_file(&scanned.path, OpenMode::ReadWrite)
+                .map_err(|e| Error::io("open", &scanned.path, e))?;
             let write_offset = match (&self.report.torn_tail, &self.report.salvage) {
                 (Some(torn), _) if torn.file == scanned.path => torn.offset,
                 (_, Some(salvage)) if salvage.file == scanned.path => salvage.offset,
                 _ => scanned.valid_end,
             };
-            return Ok(ActiveSegment { path: scanned.path, file, first_lsn: scanned.header.lsn, write_offset });
+            return Ok(ActiveSegment {
+                path: scanned.path,
+                file,
+                first_lsn: scanned.header.lsn,
+                write_offset,
+            });
         }
         self.report.created_segment = true;
-        segment::create(self.storage, self.dir, store_id, version.lsn + 1, self.options.segment_bytes)
+        segment::create(
+            self.storage,
+            self.dir,
+            store_id,
+            version.lsn + 1,
+            self.options.segment_bytes,
+        )
     }
 }
 
 /// Opens and checks a snapshot file.
-pub(crate) fn open_snapshot(storage: &dyn Storage, path: &Path, verify_all: bool) -> Result<Snapshot> {
-    let file = storage.open_file(path, OpenMode::Read).map_err(|e| Error::io("open", path, e))?;
+pub(crate) fn open_snapshot(
+    storage: &dyn Storage,
+    path: &Path,
+    verify_all: bool,
+) -> Result<Snapshot> {
+    let file = storage
+        .open_file(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
     let map = file.map().map_err(|e| Error::io("mmap", path, e))?;
     let snapshot = Snapshot::open(path, map)?;
     if verify_all {
@@ -327,20 +477,29 @@ pub(crate) fn open_snapshot(storage: &dyn Storage, path: &Path, verify_all: bool
 
 /// Reads a whole file.
 pub(crate) fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
-    let file = storage.open_file(path, OpenMode::Read).map_err(|e| Error::io("open", path, e))?;
+    let file = storage
+        .open_file(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-    file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io("read", path, e))?;
     Ok(bytes)
 }
 
 /// Writes a new file and makes it durable.
 fn write_durable(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()> {
-    let file = storage.open_file(path, OpenMode::CreateNew).map_err(|e| Error::io("create", path, e))?;
-    file.write_all_at(bytes, 0).map_err(|e| Error::io("write", path, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", path, e))?;
+    let file = storage
+        .open_file(path, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", path, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| Error::io("write", path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", path, e))?;
     if let Some(parent) = path.parent() {
-        storage.sync_dir(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
+        storage
+            .sync_dir(parent)
+            .map_err(|e| Error::io("fsync directory", parent, e))?;
     }
     Ok(())
 }

@@ -28,7 +28,9 @@ impl DirListing {
 
 /// Lists and classifies `dir`.
 pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<DirListing> {
-    let names = storage.list_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
     let mut listing = DirListing::default();
     for name in names {
         if let Some(lsn) = parse_numbered(&name, crate::wal::segment::SUFFIX) {

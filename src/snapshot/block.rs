@@ -11,7 +11,11 @@ use crate::codec::{get_varint, put_varint, read_u32, read_u64};
 
 /// Appends a data block entry.
 pub fn put_entry(out: &mut Vec<u8>, previous_key: &[u8], key: &[u8], value: &[u8]) {
-    let shared = previous_key.iter().zip(key).take_while(|(a, b)| a == b).count();
+    let shared = previous_key
+        .iter()
+        .zip(key)
+        .take_while(|(a, b)| a == b)
+        .count();
     let suffix = key.get(shared..).unwrap_or_default();
     put_varint(out, shared as u64);
     put_varint(out, suffix.len() as u64);
@@ -22,7 +26,11 @@ pub fn put_entry(out: &mut Vec<u8>, previous_key: &[u8], key: &[u8], value: &[u8
 
 /// Decodes the data block entry at `*pos`, rebuilding its key into `key` (which holds the
 /// previous key). Returns the value's range. `None`: the entry is malformed.
-pub fn next_entry(body: &[u8], pos: &mut usize, key: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+pub fn next_entry(
+    body: &[u8],
+    pos: &mut usize,
+    key: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
     let shared = usize::try_from(get_varint(body, pos)?).ok()?;
     let suffix_len = usize::try_from(get_varint(body, pos)?).ok()?;
     let value_len = usize::try_from(get_varint(body, pos)?).ok()?;
@@ -85,7 +93,12 @@ pub fn read_refs(body: &[u8], wide: bool) -> Option<Vec<BlockRef>> {
         let key_len = usize::try_from(get_varint(body, &mut pos)?).ok()?;
         let first_key = body.get(pos..pos.checked_add(key_len)?)?.to_vec();
         pos += key_len;
-        refs.push(BlockRef { offset, body_len, count, first_key });
+        refs.push(BlockRef {
+            offset,
+            body_len,
+            count,
+            first_key,
+        });
     }
     Some(refs)
 }

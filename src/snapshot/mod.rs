@@ -43,10 +43,16 @@ const _: () = assert!(SECTION_COUNT == crate::model::keys::Tag::ALL.len());
 
 /// `<lsn, 20 digits>.snap`.
 pub fn file_name(lsn: u64) -> String {
-    format!("{lsn:0width$}{SUFFIX}", width = crate::wal::segment::NAME_DIGITS)
+    format!(
+        "{lsn:0width$}{SUFFIX}",
+        width = crate::wal::segment::NAME_DIGITS
+    )
 }
 
 /// `<lsn, 20 digits>.snap.tmp`.
 pub fn tmp_name(lsn: u64) -> String {
-    format!("{lsn:0width$}{TMP_SUFFIX}", width = crate::wal::segment::NAME_DIGITS)
+    format!(
+        "{lsn:0width$}{TMP_SUFFIX}",
+        width = crate::wal::segment::NAME_DIGITS
+    )
 }

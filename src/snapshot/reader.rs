@@ -33,12 +33,22 @@ impl Snapshot {
         let footer_at = len
             .checked_sub(FOOTER_BYTES)
             .filter(|at| *at >= HEADER_BYTES)
-            .ok_or_else(|| corrupt(len, format!("file of {len} bytes is too short for header and footer")))?;
+            .ok_or_else(|| {
+                corrupt(
+                    len,
+                    format!("file of {len} bytes is too short for header and footer"),
+                )
+            })?;
         let footer = map.get(footer_at..).unwrap_or_default();
         let stored = read_u32(footer, 60).unwrap_or_default();
         let computed = checksum(&[footer.get(..60).unwrap_or_default()]);
         if stored != computed {
-            return Err(corrupt(footer_at + 60, format!("footer checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+            return Err(corrupt(
+                footer_at + 60,
+                format!(
+                    "footer checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                ),
+            ));
         }
         if read_array::<8>(footer, 0) != Some(FOOTER_MAGIC) {
             return Err(corrupt(footer_at, "bad footer magic".into()));
@@ -54,7 +64,14 @@ impl Snapshot {
             .checked_add(top_len)
             .filter(|end| *end == footer_at)
             .and_then(|end| map.get(top_offset..end))
-            .ok_or_else(|| corrupt(footer_at + 8, format!("top index {top_offset}+{top_len} does not end at the footer ({footer_at})")))?;
+            .ok_or_else(|| {
+                corrupt(
+                    footer_at + 8,
+                    format!(
+                        "top index {top_offset}+{top_len} does not end at the footer ({footer_at})"
+                    ),
+                )
+            })?;
         if checksum(&[top_bytes]) != top_crc {
             return Err(corrupt(top_offset, "top index checksum mismatch".into()));
         }
@@ -66,9 +83,19 @@ impl Snapshot {
             .get(SECTION_COUNT * 8..)
             .and_then(|refs| block::read_refs(refs, true))
             .filter(|refs| refs.len() == index_blocks)
-            .ok_or_else(|| corrupt(top_offset, format!("top index does not decode into {index_blocks} entries")))?;
+            .ok_or_else(|| {
+                corrupt(
+                    top_offset,
+                    format!("top index does not decode into {index_blocks} entries"),
+                )
+            })?;
         if sections.iter().sum::<u64>() != entry_count || data_blocks as u64 > entry_count {
-            return Err(corrupt(top_offset, format!("section counts {sections:?} disagree with {entry_count} entries in {data_blocks} blocks")));
+            return Err(corrupt(
+                top_offset,
+                format!(
+                    "section counts {sections:?} disagree with {entry_count} entries in {data_blocks} blocks"
+                ),
+            ));
         }
         Ok(Snapshot {
             path: path.to_path_buf(),
@@ -109,7 +136,10 @@ impl Snapshot {
 
     /// Entries in one collection.
     pub fn section_count(&self, tag: Tag) -> u64 {
-        self.sections.get(tag as usize - 1).copied().unwrap_or_default()
+        self.sections
+            .get(tag as usize - 1)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// A block body, its checksum checked once (`checked` remembers it).
@@ -120,14 +150,26 @@ impl Snapshot {
             .checked_add(4)
             .and_then(|crc_end| self.map.get(start..crc_end))
             .filter(|_| start >= HEADER_BYTES)
-            .ok_or_else(|| Error::corrupt(&self.path, block.offset, format!("block of {} bytes lies outside the file", block.body_len)))?;
+            .ok_or_else(|| {
+                Error::corrupt(
+                    &self.path,
+                    block.offset,
+                    format!("block of {} bytes lies outside the file", block.body_len),
+                )
+            })?;
         let (body, crc) = bytes.split_at(block.body_len as usize);
         let already = checked.is_some_and(|flag| flag.load(Ordering::Acquire));
         if !already {
             let stored = read_u32(crc, 0).unwrap_or_default();
             let computed = checksum(&[body]);
             if stored != computed {
-                return Err(Error::corrupt(&self.path, block.offset, format!("block checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+                return Err(Error::corrupt(
+                    &self.path,
+                    block.offset,
+                    format!(
+                        "block checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                    ),
+                ));
             }
             if let Some(flag) = checked {
                 flag.store(true, Ordering::Release);
@@ -144,7 +186,9 @@ impl Snapshot {
         let body = self.block(top_ref, self.index_checked.get(i))?;
         let refs = block::read_refs(body, false)
             .filter(|refs| !refs.is_empty())
-            .ok_or_else(|| Error::corrupt(&self.path, top_ref.offset, "index block does not decode"))?;
+            .ok_or_else(|| {
+                Error::corrupt(&self.path, top_ref.offset, "index block does not decode")
+            })?;
         Ok(Some(refs))
     }
 
@@ -159,11 +203,16 @@ impl Snapshot {
 
     /// A cursor at the first entry whose key is >= `start`.
     pub fn seek(&self, start: &[u8]) -> Result<Cursor<'_>> {
-        let top_at = self.top.partition_point(|r| r.first_key.as_slice() <= start).saturating_sub(1);
+        let top_at = self
+            .top
+            .partition_point(|r| r.first_key.as_slice() <= start)
+            .saturating_sub(1);
         let mut cursor = Cursor::new(self, top_at);
         cursor.load_index(top_at)?;
         if let Some(refs) = &cursor.index {
-            cursor.data_at = refs.partition_point(|r| r.first_key.as_slice() <= start).saturating_sub(1);
+            cursor.data_at = refs
+                .partition_point(|r| r.first_key.as_slice() <= start)
+                .saturating_sub(1);
         }
         cursor.load_data()?;
         while let Some(key) = cursor.peek_key()? {
@@ -183,13 +232,24 @@ impl Snapshot {
         let mut count = 0u64;
         while let Some((key, _)) = cursor.next_entry()? {
             if previous.as_deref().is_some_and(|p| p >= key) {
-                return Err(Error::corrupt(&self.path, cursor.position(), "keys out of order"));
+                return Err(Error::corrupt(
+                    &self.path,
+                    cursor.position(),
+                    "keys out of order",
+                ));
             }
             previous = Some(key.to_vec());
             count += 1;
         }
         if count != self.entry_count {
-            return Err(Error::corrupt(&self.path, 0, format!("footer says {} entries, blocks hold {count}", self.entry_count)));
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "footer says {} entries, blocks hold {count}",
+                    self.entry_count
+                ),
+            ));
         }
         Ok(count)
     }
@@ -211,7 +271,17 @@ pub struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(snapshot: &'a Snapshot, top_at: usize) -> Self {
-        Cursor { snapshot, top_at, index: None, data_at: 0, body: &[], body_offset: 0, pos: 0, key: Vec::new(), pending: None }
+        Cursor {
+            snapshot,
+            top_at,
+            index: None,
+            data_at: 0,
+            body: &[],
+            body_offset: 0,
+            pos: 0,
+            key: Vec::new(),
+            pending: None,
+        }
     }
 
     fn position(&self) -> u64 {
@@ -234,8 +304,12 @@ impl<'a> Cursor<'a> {
             return Ok(());
         };
         let first_block = self.snapshot.top.get(self.top_at).map_or(0, |t| t.count);
-        let ordinal = usize::try_from(first_block).unwrap_or(usize::MAX).saturating_add(self.data_at);
-        self.body = self.snapshot.block(data_ref, self.snapshot.data_checked.get(ordinal))?;
+        let ordinal = usize::try_from(first_block)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.data_at);
+        self.body = self
+            .snapshot
+            .block(data_ref, self.snapshot.data_checked.get(ordinal))?;
         self.body_offset = data_ref.offset;
         Ok(())
     }
@@ -264,8 +338,14 @@ impl<'a> Cursor<'a> {
                     return Ok(None);
                 }
             }
-            let range = block::next_entry(self.body, &mut self.pos, &mut self.key)
-                .ok_or_else(|| Error::corrupt(&self.snapshot.path, self.position(), "malformed entry in data block"))?;
+            let range =
+                block::next_entry(self.body, &mut self.pos, &mut self.key).ok_or_else(|| {
+                    Error::corrupt(
+                        &self.snapshot.path,
+                        self.position(),
+                        "malformed entry in data block",
+                    )
+                })?;
             self.pending = Some(range);
         }
         Ok(Some(&self.key))

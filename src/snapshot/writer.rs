@@ -66,20 +66,35 @@ pub struct Written {
 
 /// Writes `entries` (strictly ascending keys) as the snapshot of `lsn`, durably. On any
 /// failure the temporary file is removed (best effort) and nothing is renamed.
-pub fn write<I>(storage: &dyn Storage, dir: &Path, store_id: StoreId, lsn: u64, entries: I) -> Result<Written>
+pub fn write<I>(
+    storage: &dyn Storage,
+    dir: &Path,
+    store_id: StoreId,
+    lsn: u64,
+    entries: I,
+) -> Result<Written>
 where
     I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
-    if storage.exists(&tmp).map_err(|e| Error::io("stat", &tmp, e))? {
-        storage.remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    if storage
+        .exists(&tmp)
+        .map_err(|e| Error::io("stat", &tmp, e))?
+    {
+        storage
+            .remove_file(&tmp)
+            .map_err(|e| Error::io("remove", &tmp, e))?;
     }
-    let file = storage.open_file(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
-    let result = write_body(file.as_ref(), &tmp, store_id, lsn, entries).and_then(|(entries, bytes)| {
-        file.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
-        Ok((entries, bytes))
-    });
+    let file = storage
+        .open_file(&tmp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    let result =
+        write_body(file.as_ref(), &tmp, store_id, lsn, entries).and_then(|(entries, bytes)| {
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            Ok((entries, bytes))
+        });
     drop(file);
     let (entries, bytes) = match result {
         Ok(done) => done,
@@ -92,16 +107,40 @@ where
         let _ = storage.remove_file(&tmp);
         return Err(Error::io("rename", &tmp, error));
     }
-    storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok(Written { path, entries, bytes })
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    Ok(Written {
+        path,
+        entries,
+        bytes,
+    })
 }
 
-fn write_body<I>(file: &dyn StorageFile, path: &Path, store_id: StoreId, lsn: u64, entries: I) -> Result<(u64, u64)>
+fn write_body<I>(
+    file: &dyn StorageFile,
+    path: &Path,
+    store_id: StoreId,
+    lsn: u64,
+    entries: I,
+) -> Result<(u64, u64)>
 where
     I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 {
-    let mut out = BlockWriter { file, path, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), flushed: 0 };
-    out.push(&FileHeader { magic: SNAPSHOT_MAGIC, store_id, lsn }.encode())?;
+    let mut out = BlockWriter {
+        file,
+        path,
+        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+        flushed: 0,
+    };
+    out.push(
+        &FileHeader {
+            magic: SNAPSHOT_MAGIC,
+            store_id,
+            lsn,
+        }
+        .encode(),
+    )?;
 
     let mut sections = [0u64; SECTION_COUNT];
     let mut data_refs: Vec<BlockRef> = Vec::new();
@@ -112,8 +151,13 @@ where
     let mut total = 0u64;
     for entry in entries {
         let (key, value) = entry?;
-        assert!(total == 0 || key > previous_key, "snapshot keys must be strictly ascending");
-        let tag = Tag::of(&key).ok_or_else(|| Error::InvalidArgument("snapshot key without a collection tag".into()))?;
+        assert!(
+            total == 0 || key > previous_key,
+            "snapshot keys must be strictly ascending"
+        );
+        let tag = Tag::of(&key).ok_or_else(|| {
+            Error::InvalidArgument("snapshot key without a collection tag".into())
+        })?;
         if let Some(count) = sections.get_mut(tag as usize - 1) {
             *count += 1;
         }
@@ -127,14 +171,24 @@ where
         total += 1;
         if body.len() >= BLOCK_BYTES_TARGET {
             let offset = out.push_block(&body)?;
-            data_refs.push(BlockRef { offset, body_len: body.len() as u32, count: block_entries, first_key: std::mem::take(&mut block_first_key) });
+            data_refs.push(BlockRef {
+                offset,
+                body_len: body.len() as u32,
+                count: block_entries,
+                first_key: std::mem::take(&mut block_first_key),
+            });
             body.clear();
             block_entries = 0;
         }
     }
     if block_entries > 0 {
         let offset = out.push_block(&body)?;
-        data_refs.push(BlockRef { offset, body_len: body.len() as u32, count: block_entries, first_key: block_first_key });
+        data_refs.push(BlockRef {
+            offset,
+            body_len: body.len() as u32,
+            count: block_entries,
+            first_key: block_first_key,
+        });
     }
 
     let mut top_refs: Vec<BlockRef> = Vec::new();
@@ -186,7 +240,12 @@ fn flush_index(
         return Ok(());
     };
     let offset = out.push_block(body)?;
-    top_refs.push(BlockRef { offset, body_len: body.len() as u32, count: first_block, first_key });
+    top_refs.push(BlockRef {
+        offset,
+        body_len: body.len() as u32,
+        count: first_block,
+        first_key,
+    });
     body.clear();
     Ok(())
 }

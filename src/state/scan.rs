@@ -38,7 +38,9 @@ pub struct Scan<'a> {
 
 impl std::fmt::Debug for Scan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scan").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Scan")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,11 @@ impl<'a> Scan<'a> {
             Some(snapshot) => Some((snapshot.seek(prefix)?, None)),
             None => None,
         };
-        let mut scan = Scan { prefix: prefix.to_vec(), layers, base };
+        let mut scan = Scan {
+            prefix: prefix.to_vec(),
+            layers,
+            base,
+        };
         scan.fill()?;
         Ok(scan)
     }
@@ -71,31 +77,39 @@ impl<'a> Scan<'a> {
                     .map(|(key, value)| (key.to_vec(), value.clone().map(ValueRef::Shared)));
             }
         }
-        if let Some((cursor, head)) = &mut self.base {
-            if head.is_none() {
-                *head = cursor
-                    .next_entry()?
-                    .filter(|(key, _)| key.starts_with(prefix))
-                    .map(|(key, value)| (key.to_vec(), Some(ValueRef::Borrowed(value))));
-            }
+        if let Some((cursor, head)) = &mut self.base
+            && head.is_none()
+        {
+            *head = cursor
+                .next_entry()?
+                .filter(|(key, _)| key.starts_with(prefix))
+                .map(|(key, value)| (key.to_vec(), Some(ValueRef::Borrowed(value))));
         }
         Ok(())
     }
 
     fn step(&mut self) -> Result<Option<Head<'a>>> {
         loop {
-            let heads = self.layers.iter().map(|(_, head)| head).chain(self.base.iter().map(|(_, head)| head));
+            let heads = self
+                .layers
+                .iter()
+                .map(|(_, head)| head)
+                .chain(self.base.iter().map(|(_, head)| head));
             let Some(smallest) = heads.flatten().map(|(key, _)| key).min().cloned() else {
                 return Ok(None);
             };
             // Take the entry from every source holding this key; the first (newest) wins.
             let mut winner: Option<Option<ValueRef<'a>>> = None;
-            let sources = self.layers.iter_mut().map(|(_, head)| head).chain(self.base.iter_mut().map(|(_, head)| head));
+            let sources = self
+                .layers
+                .iter_mut()
+                .map(|(_, head)| head)
+                .chain(self.base.iter_mut().map(|(_, head)| head));
             for head in sources {
-                if head.as_ref().is_some_and(|(key, _)| *key == smallest) {
-                    if let Some((_, value)) = head.take() {
-                        winner.get_or_insert(value);
-                    }
+                if head.as_ref().is_some_and(|(key, _)| *key == smallest)
+                    && let Some((_, value)) = head.take()
+                {
+                    winner.get_or_insert(value);
                 }
             }
             self.fill()?;

@@ -90,7 +90,10 @@ impl KvState for Version {
             }
             None => {
                 let hidden_below = self.frozen.as_ref().is_some_and(|l| l.contains_key(&*key))
-                    || self.base.as_ref().is_some_and(|b| b.get(&key).ok().flatten().is_some());
+                    || self
+                        .base
+                        .as_ref()
+                        .is_some_and(|b| b.get(&key).ok().flatten().is_some());
                 if hidden_below {
                     self.active.insert(key, None);
                 } else {

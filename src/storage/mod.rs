@@ -58,6 +58,10 @@ pub trait Storage: Send + Sync + Debug {
 }
 
 /// An open file.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's length is a query, not a collection size"
+)]
 pub trait StorageFile: Send + Sync + Debug {
     /// Reads exactly `buf.len()` bytes at `offset` (fails with `UnexpectedEof` past the end).
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

@@ -53,7 +53,15 @@ impl Inner {
             }
             let base_lsn = log.working.base.as_ref().map_or(0, |s| s.lsn());
             if log.working.lsn == base_lsn {
-                return Ok(CheckpointReport { lsn: base_lsn, entries: 0, bytes: 0, written: false, segments_deleted: 0, snapshots_deleted: 0, duration: started.elapsed() });
+                return Ok(CheckpointReport {
+                    lsn: base_lsn,
+                    entries: 0,
+                    bytes: 0,
+                    written: false,
+                    segments_deleted: 0,
+                    snapshots_deleted: 0,
+                    duration: started.elapsed(),
+                });
             }
             log.working.freeze();
             log.wal_bytes_since_checkpoint = 0;
@@ -62,7 +70,13 @@ impl Inner {
         let lsn = frozen.lsn;
         let written = frozen.scan(&[]).and_then(|scan| {
             let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
-            snapshot::writer::write(self.storage.as_ref(), &self.dir, self.store_id, lsn, entries)
+            snapshot::writer::write(
+                self.storage.as_ref(),
+                &self.dir,
+                self.store_id,
+                lsn,
+                entries,
+            )
         });
         let installed = written.and_then(|written| {
             let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
@@ -96,29 +110,37 @@ impl Inner {
     fn prune(&self) -> Result<(usize, usize)> {
         let listing = list(self.storage.as_ref(), &self.dir)?;
         let keep_from = listing.snapshots.len().saturating_sub(2);
-        let previous_lsn = if listing.snapshots.len() >= 2 { listing.snapshots.get(keep_from).copied().unwrap_or(0) } else { 0 };
+        let previous_lsn = if listing.snapshots.len() >= 2 {
+            listing.snapshots.get(keep_from).copied().unwrap_or(0)
+        } else {
+            0
+        };
         let mut removed = (0, 0);
         for &lsn in listing.snapshots.get(..keep_from).unwrap_or_default() {
             self.remove(&snapshot::file_name(lsn))?;
             removed.1 += 1;
         }
         for pair in listing.segments.windows(2) {
-            if let [first, next] = pair {
-                if *next <= previous_lsn + 1 {
-                    self.remove(&crate::wal::segment::file_name(*first))?;
-                    removed.0 += 1;
-                }
+            if let [first, next] = pair
+                && *next <= previous_lsn + 1
+            {
+                self.remove(&crate::wal::segment::file_name(*first))?;
+                removed.0 += 1;
             }
         }
         if removed != (0, 0) {
-            self.storage.sync_dir(&self.dir).map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
         }
         Ok(removed)
     }
 
     fn remove(&self, name: &str) -> Result<()> {
         let path = self.dir.join(name);
-        self.storage.remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+        self.storage
+            .remove_file(&path)
+            .map_err(|e| Error::io("remove", &path, e))
     }
 }
 

@@ -78,12 +78,25 @@ pub(crate) enum FailureKind {
 impl Failure {
     fn from_error(error: &Error, last_lsn: u64) -> Failure {
         let (op, path, kind) = match error {
-            Error::Io { op, path, source } => (*op, path.clone(), FailureKind::Os(source.kind(), source.raw_os_error())),
+            Error::Io { op, path, source } => (
+                *op,
+                path.clone(),
+                FailureKind::Os(source.kind(), source.raw_os_error()),
+            ),
             Error::NoSpace { path } => ("write", path.clone(), FailureKind::NoSpace),
             Error::StoreGone { dir } => ("commit", dir.clone(), FailureKind::Gone(dir.clone())),
-            other => ("commit", PathBuf::new(), FailureKind::Other(other.to_string())),
+            other => (
+                "commit",
+                PathBuf::new(),
+                FailureKind::Other(other.to_string()),
+            ),
         };
-        Failure { last_lsn, op, path, kind }
+        Failure {
+            last_lsn,
+            op,
+            path,
+            kind,
+        }
     }
 
     /// The error to give a committer of the failed group.
@@ -91,10 +104,18 @@ impl Failure {
         match &self.kind {
             FailureKind::Os(kind, Some(code)) => {
                 let _ = kind;
-                Error::io(self.op, &self.path, std::io::Error::from_raw_os_error(*code))
+                Error::io(
+                    self.op,
+                    &self.path,
+                    std::io::Error::from_raw_os_error(*code),
+                )
             }
-            FailureKind::Os(kind, None) => Error::io(self.op, &self.path, std::io::Error::from(*kind)),
-            FailureKind::NoSpace => Error::NoSpace { path: self.path.clone() },
+            FailureKind::Os(kind, None) => {
+                Error::io(self.op, &self.path, std::io::Error::from(*kind))
+            }
+            FailureKind::NoSpace => Error::NoSpace {
+                path: self.path.clone(),
+            },
             FailureKind::Gone(dir) => Error::StoreGone { dir: dir.clone() },
             FailureKind::Other(message) => Error::Io {
                 op: self.op,
@@ -108,7 +129,8 @@ impl Failure {
 impl Inner {
     /// Logs and applies one transaction; returns its lsn once it is as durable as asked.
     pub(crate) fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<u64> {
-        let payload = postcard::to_allocvec(&ops).map_err(|e| Error::Conversion(format!("encode transaction: {e}")))?;
+        let payload = postcard::to_allocvec(&ops)
+            .map_err(|e| Error::Conversion(format!("encode transaction: {e}")))?;
         if payload.len() > record::PAYLOAD_BYTES_MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "transaction encodes to {} bytes, at most {} allowed",
@@ -131,7 +153,11 @@ impl Inner {
                 return Ok(lsn);
             }
             if let Some(failure) = &log.failure {
-                return Err(if lsn <= failure.last_lsn { failure.to_error() } else { Error::Poisoned });
+                return Err(if lsn <= failure.last_lsn {
+                    failure.to_error()
+                } else {
+                    Error::Poisoned
+                });
             }
             if !log.leader {
                 self.lead(&mut log);
@@ -167,7 +193,10 @@ impl Inner {
         };
         log.leader = true;
         let result = MutexGuard::unlocked(&mut log, || {
-            segment.file.sync_data().map_err(|e| Error::io("fdatasync", &segment.path, e))
+            segment
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &segment.path, e))
         });
         log.segment = Some(segment);
         log.leader = false;
@@ -195,7 +224,9 @@ impl Inner {
     fn lead(&self, log: &mut MutexGuard<'_, Log>) {
         let batch = std::mem::take(&mut log.queue);
         let queued = std::mem::take(&mut log.queued);
-        let (Some(first), Some(last)) = (queued.first().map(|q| q.lsn), queued.last().map(|q| q.lsn)) else {
+        let (Some(first), Some(last)) =
+            (queued.first().map(|q| q.lsn), queued.last().map(|q| q.lsn))
+        else {
             return;
         };
         let Some(mut segment) = log.segment.take() else {
@@ -204,7 +235,9 @@ impl Inner {
         let sync = queued.iter().any(|q| q.sync);
         let unsynced_before = log.written_lsn > log.durable_lsn;
         log.leader = true;
-        let result = MutexGuard::unlocked(log, || self.write_group(&mut segment, &batch, first, sync, unsynced_before));
+        let result = MutexGuard::unlocked(log, || {
+            self.write_group(&mut segment, &batch, first, sync, unsynced_before)
+        });
         log.leader = false;
         match result {
             Ok(new_segment) => {
@@ -219,7 +252,9 @@ impl Inner {
                     return;
                 }
                 *self.published.write() = Arc::new(log.working.clone());
-                if self.options.checkpoint_wal_bytes > 0 && log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes {
+                if self.options.checkpoint_wal_bytes > 0
+                    && log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
+                {
                     self.request_checkpoint();
                 }
             }
@@ -233,21 +268,43 @@ impl Inner {
 
     /// Rotates if needed, writes, syncs, and checks the directory is still ours.
     /// Returns the new segment after a rotation.
-    fn write_group(&self, segment: &mut ActiveSegment, batch: &[u8], first_lsn: u64, sync: bool, unsynced_before: bool) -> Result<Option<ActiveSegment>> {
+    fn write_group(
+        &self,
+        segment: &mut ActiveSegment,
+        batch: &[u8],
+        first_lsn: u64,
+        sync: bool,
+        unsynced_before: bool,
+    ) -> Result<Option<ActiveSegment>> {
         let mut rotated = None;
         let full = segment.write_offset + batch.len() as u64 > self.options.segment_bytes;
         if full && segment.write_offset > crate::header::HEADER_BYTES as u64 {
             // A segment is durable before the next one exists (recovery case 7).
             if unsynced_before {
-                segment.file.sync_data().map_err(|e| Error::io("fdatasync", &segment.path, e))?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(|e| Error::io("fdatasync", &segment.path, e))?;
             }
-            rotated = Some(segment::create(self.storage.as_ref(), &self.dir, self.store_id, first_lsn, self.options.segment_bytes)?);
+            rotated = Some(segment::create(
+                self.storage.as_ref(),
+                &self.dir,
+                self.store_id,
+                first_lsn,
+                self.options.segment_bytes,
+            )?);
         }
         let target = rotated.as_mut().unwrap_or(segment);
-        target.file.write_all_at(batch, target.write_offset).map_err(|e| Error::io("write", &target.path, e))?;
+        target
+            .file
+            .write_all_at(batch, target.write_offset)
+            .map_err(|e| Error::io("write", &target.path, e))?;
         target.write_offset += batch.len() as u64;
         if sync {
-            target.file.sync_data().map_err(|e| Error::io("fdatasync", &target.path, e))?;
+            target
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &target.path, e))?;
         }
         self.check_not_gone(target)?;
         Ok(rotated)
@@ -258,7 +315,9 @@ impl Inner {
         let identity = self.storage.dir_identity(&self.dir).ok();
         let unlinked = segment.file.is_unlinked().unwrap_or(true);
         if unlinked || identity != self.dir_identity {
-            return Err(Error::StoreGone { dir: self.dir.clone() });
+            return Err(Error::StoreGone {
+                dir: self.dir.clone(),
+            });
         }
         Ok(())
     }

@@ -35,8 +35,15 @@ impl LockHolder {
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
         let command = std::env::args().collect::<Vec<_>>().join(" ");
-        let since_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        LockHolder { pid: std::process::id(), host, command, since_unix_ms }
+        let since_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        LockHolder {
+            pid: std::process::id(),
+            host,
+            command,
+            since_unix_ms,
+        }
     }
 }
 
@@ -64,15 +71,24 @@ pub fn read_holder(storage: &dyn Storage, dir: &Path) -> Option<LockHolder> {
 }
 
 /// Takes the writer lock, waiting up to `timeout` if given.
-pub fn acquire(storage: &dyn Storage, dir: &Path, timeout: Option<Duration>) -> Result<Box<dyn StorageLock>> {
+pub fn acquire(
+    storage: &dyn Storage,
+    dir: &Path,
+    timeout: Option<Duration>,
+) -> Result<Box<dyn StorageLock>> {
     let path = dir.join(LOCK_FILE);
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(lock) = storage.try_lock(&path).map_err(|e| Error::io("lock", &path, e))? {
+        if let Some(lock) = storage
+            .try_lock(&path)
+            .map_err(|e| Error::io("lock", &path, e))?
+        {
             let holder = LockHolder::current();
-            let info = serde_json::to_vec(&holder).map_err(|e| Error::Conversion(e.to_string()))?;
-            lock.write_info(&info).map_err(|e| Error::io("write", &path, e))?;
+            // Diagnostics only: on a full disk the lock is still held without them.
+            if let Ok(info) = serde_json::to_vec(&holder) {
+                let _ = lock.write_info(&info);
+            }
             return Ok(lock);
         }
         let now = Instant::now();
@@ -84,7 +100,10 @@ pub fn acquire(storage: &dyn Storage, dir: &Path, timeout: Option<Duration>) -> 
             _ => {
                 let holder = read_holder(storage, dir)
                     .map_or_else(|| "holder unknown".to_owned(), |holder| holder.to_string());
-                return Err(Error::Locked { dir: dir.to_path_buf(), holder });
+                return Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
             }
         }
     }

@@ -82,19 +82,38 @@ impl Store {
         let storage = options.storage.clone();
         let exists = storage.exists(dir).map_err(|e| Error::io("stat", dir, e))?;
         if options.read_only || !options.create {
-            let listing = if exists { Some(recovery::list(storage.as_ref(), dir)?) } else { None };
+            let listing = if exists {
+                Some(recovery::list(storage.as_ref(), dir)?)
+            } else {
+                None
+            };
             if !listing.as_ref().is_some_and(|l| l.is_store()) {
-                let reason = if exists { "no .wal, .snap or LOCK file in it" } else { "it does not exist" };
-                return Err(Error::NotAStore { dir: dir.to_path_buf(), reason: reason.into() });
+                let reason = if exists {
+                    "no .wal, .snap or LOCK file in it"
+                } else {
+                    "it does not exist"
+                };
+                return Err(Error::NotAStore {
+                    dir: dir.to_path_buf(),
+                    reason: reason.into(),
+                });
             }
         } else if !exists {
-            storage.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            storage
+                .create_dir_all(dir)
+                .map_err(|e| Error::io("create directory", dir, e))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                storage.sync_dir(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
+                storage
+                    .sync_dir(parent)
+                    .map_err(|e| Error::io("fsync directory", parent, e))?;
             }
         }
         let writer = !options.read_only;
-        let lock = if writer { Some(lock::acquire(storage.as_ref(), dir, options.lock_timeout)?) } else { None };
+        let lock = if writer {
+            Some(lock::acquire(storage.as_ref(), dir, options.lock_timeout)?)
+        } else {
+            None
+        };
         let dir_identity = storage.dir_identity(dir).ok();
         let recovered = recovery::recover(storage.as_ref(), dir, &options, writer)?;
         let version = recovered.version;
@@ -111,7 +130,8 @@ impl Store {
             failure: None,
             wal_bytes_since_checkpoint: 0,
         };
-        let background_checkpoints = writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
+        let background_checkpoints =
+            writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             storage,
@@ -137,7 +157,11 @@ impl Store {
         } else {
             None
         };
-        Ok(Store { inner, checkpointer, report: recovered.report })
+        Ok(Store {
+            inner,
+            checkpointer,
+            report: recovered.report,
+        })
     }
 
     /// Begins a write transaction: a batch of changes applied atomically at `commit`.
@@ -189,7 +213,11 @@ impl Store {
     /// Syncs pending [`Durability::None`] commits, stops background work and releases
     /// the lock, reporting any error (dropping the store does the same silently).
     pub fn close(mut self) -> Result<()> {
-        let result = if self.inner.read_only || self.is_poisoned() { Ok(()) } else { self.inner.sync() };
+        let result = if self.inner.read_only || self.is_poisoned() {
+            Ok(())
+        } else {
+            self.inner.sync()
+        };
         self.stop_background();
         result
     }

@@ -4,8 +4,6 @@
 //! - [`segment`]: segment naming, header, creation;
 //! - [`scan`]: reading a segment and classifying its end (clean, torn tail, corruption);
 
-
 pub mod record;
 pub mod scan;
 pub mod segment;
-

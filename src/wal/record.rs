@@ -27,7 +27,7 @@ pub const PAYLOAD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// The kind byte of a transaction record.
 pub const KIND_TXN: u8 = 1;
 
-const _: () = assert!(HEADER_BYTES as u64 % ALIGN_BYTES == 0);
+const _: () = assert!((HEADER_BYTES as u64).is_multiple_of(ALIGN_BYTES));
 const _: () = assert!(ALIGN_BYTES.is_power_of_two());
 
 /// A record's fixed fields.
@@ -48,8 +48,14 @@ pub fn framed_len(payload_len: usize) -> u64 {
 
 /// Appends the framed record to `out`.
 pub fn encode_into(out: &mut Vec<u8>, lsn: u64, durable_lsn: u64, payload: &[u8]) {
-    debug_assert!(durable_lsn < lsn, "durable_lsn {durable_lsn} must precede lsn {lsn}");
-    assert!(payload.len() <= PAYLOAD_BYTES_MAX as usize, "payload over the bound");
+    debug_assert!(
+        durable_lsn < lsn,
+        "durable_lsn {durable_lsn} must precede lsn {lsn}"
+    );
+    assert!(
+        payload.len() <= PAYLOAD_BYTES_MAX as usize,
+        "payload over the bound"
+    );
     let start = out.len();
     let payload_len = payload.len() as u32;
     let len_bytes = payload_len.to_le_bytes();
@@ -97,9 +103,14 @@ impl std::fmt::Display for Invalid {
                 write!(f, "record needs {needed} bytes, only {available} remain")
             }
             Invalid::LengthChecksum => write!(f, "record length checksum mismatch"),
-            Invalid::LengthBound(len) => write!(f, "record length {len} over the bound {PAYLOAD_BYTES_MAX}"),
+            Invalid::LengthBound(len) => {
+                write!(f, "record length {len} over the bound {PAYLOAD_BYTES_MAX}")
+            }
             Invalid::Checksum { stored, computed } => {
-                write!(f, "record checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "record checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
             Invalid::Fields(why) => write!(f, "record fields invalid: {why}"),
         }
@@ -110,7 +121,9 @@ impl std::fmt::Display for Invalid {
 pub fn decode(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), Invalid> {
     let available = bytes.len() as u64;
     let truncated = |needed: u64| Invalid::Truncated { needed, available };
-    let header = bytes.get(..HEADER_BYTES).ok_or(truncated(HEADER_BYTES as u64))?;
+    let header = bytes
+        .get(..HEADER_BYTES)
+        .ok_or(truncated(HEADER_BYTES as u64))?;
     let len_crc = read_u32(header, 0).ok_or(truncated(4))?;
     let len_bytes = header.get(4..8).ok_or(truncated(8))?;
     if checksum(&[len_bytes]) != len_crc {
@@ -121,7 +134,9 @@ pub fn decode(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), Invalid> {
         return Err(Invalid::LengthBound(payload_len));
     }
     let payload_end = HEADER_BYTES + payload_len as usize;
-    let payload = bytes.get(HEADER_BYTES..payload_end).ok_or(truncated(payload_end as u64))?;
+    let payload = bytes
+        .get(HEADER_BYTES..payload_end)
+        .ok_or(truncated(payload_end as u64))?;
     let stored = read_u32(header, 28).ok_or(truncated(32))?;
     let computed = checksum(&[header.get(..28).unwrap_or_default(), payload]);
     if stored != computed {
@@ -130,12 +145,24 @@ pub fn decode(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), Invalid> {
     let lsn = read_u64(header, 8).ok_or(truncated(16))?;
     let durable_lsn = read_u64(header, 16).ok_or(truncated(24))?;
     if header.get(24..28) != Some(&[KIND_TXN, 0, 0, 0][..]) {
-        return Err(Invalid::Fields(format!("kind/reserved bytes {:?}", header.get(24..28))));
+        return Err(Invalid::Fields(format!(
+            "kind/reserved bytes {:?}",
+            header.get(24..28)
+        )));
     }
     if durable_lsn >= lsn {
-        return Err(Invalid::Fields(format!("durable_lsn {durable_lsn} >= lsn {lsn}")));
+        return Err(Invalid::Fields(format!(
+            "durable_lsn {durable_lsn} >= lsn {lsn}"
+        )));
     }
-    Ok((RecordHeader { payload_len, lsn, durable_lsn }, payload))
+    Ok((
+        RecordHeader {
+            payload_len,
+            lsn,
+            durable_lsn,
+        },
+        payload,
+    ))
 }
 
 #[cfg(test)]
@@ -148,7 +175,14 @@ mod tests {
         encode_into(&mut out, 5, 3, b"hello world");
         assert_eq!(out.len() as u64, framed_len(11));
         let (header, payload) = decode(&out).expect("valid record");
-        assert_eq!(header, RecordHeader { payload_len: 11, lsn: 5, durable_lsn: 3 });
+        assert_eq!(
+            header,
+            RecordHeader {
+                payload_len: 11,
+                lsn: 5,
+                durable_lsn: 3
+            }
+        );
         assert_eq!(payload, b"hello world");
         for bit in 0..(HEADER_BYTES + 11) * 8 {
             let mut damaged = out.clone();

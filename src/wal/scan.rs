@@ -68,7 +68,9 @@ pub struct SegmentScan {
 impl SegmentScan {
     /// The lsn of the last valid record, or `first_lsn - 1`.
     pub fn last_lsn(&self) -> u64 {
-        self.records.last().map_or(self.header.lsn.saturating_sub(1), |r| r.lsn)
+        self.records
+            .last()
+            .map_or(self.header.lsn.saturating_sub(1), |r| r.lsn)
     }
 }
 
@@ -76,7 +78,11 @@ impl SegmentScan {
 pub fn scan(bytes: &[u8], path: &Path) -> Result<SegmentScan> {
     let header = FileHeader::decode(bytes, SEGMENT_MAGIC, path)?;
     if header.lsn == 0 {
-        return Err(Error::corrupt(path, 32, "segment first lsn is 0; lsns start at 1"));
+        return Err(Error::corrupt(
+            path,
+            32,
+            "segment first lsn is 0; lsns start at 1",
+        ));
     }
     let mut records = Vec::new();
     let mut pos = header::HEADER_BYTES;
@@ -88,20 +94,33 @@ pub fn scan(bytes: &[u8], path: &Path) -> Result<SegmentScan> {
         match record::decode(rest) {
             Ok((found, payload)) if found.lsn == expected_lsn => {
                 let start = pos + record::HEADER_BYTES;
-                records.push(ScannedRecord { offset: pos as u64, lsn: found.lsn, payload: start..start + payload.len() });
+                records.push(ScannedRecord {
+                    offset: pos as u64,
+                    lsn: found.lsn,
+                    payload: start..start + payload.len(),
+                });
                 pos += record::framed_len(payload.len()) as usize;
                 expected_lsn += 1;
             }
             Ok((found, _)) => {
                 break SegmentEnd::Corrupt {
                     offset: pos as u64,
-                    reason: format!("expected lsn {expected_lsn}, found a valid record with lsn {}", found.lsn),
+                    reason: format!(
+                        "expected lsn {expected_lsn}, found a valid record with lsn {}",
+                        found.lsn
+                    ),
                 };
             }
             Err(invalid) => break classify_damage(bytes, pos, expected_lsn, &invalid),
         }
     };
-    Ok(SegmentScan { path: path.to_path_buf(), header, records, valid_end: pos as u64, end })
+    Ok(SegmentScan {
+        path: path.to_path_buf(),
+        header,
+        records,
+        valid_end: pos as u64,
+        end,
+    })
 }
 
 /// Decides whether damage at `pos` is a torn tail or corruption (see the module table).
@@ -111,19 +130,25 @@ fn classify_damage(bytes: &[u8], pos: usize, missing_lsn: u64, invalid: &Invalid
         return SegmentEnd::Clean;
     }
     let mut probe = pos + ALIGN_BYTES as usize;
-    while let Some(candidate) = bytes.get(probe..).filter(|c| c.len() >= record::HEADER_BYTES) {
-        if let Ok((found, _)) = record::decode(candidate) {
-            if found.durable_lsn >= missing_lsn {
-                return SegmentEnd::Corrupt {
-                    offset: pos as u64,
-                    reason: format!(
-                        "{invalid} (expected lsn {missing_lsn}); a valid record at offset {probe} (lsn {}) was written after lsn {} was durable",
-                        found.lsn, found.durable_lsn
-                    ),
-                };
-            }
+    while let Some(candidate) = bytes
+        .get(probe..)
+        .filter(|c| c.len() >= record::HEADER_BYTES)
+    {
+        if let Ok((found, _)) = record::decode(candidate)
+            && found.durable_lsn >= missing_lsn
+        {
+            return SegmentEnd::Corrupt {
+                offset: pos as u64,
+                reason: format!(
+                    "{invalid} (expected lsn {missing_lsn}); a valid record at offset {probe} (lsn {}) was written after lsn {} was durable",
+                    found.lsn, found.durable_lsn
+                ),
+            };
         }
         probe += ALIGN_BYTES as usize;
     }
-    SegmentEnd::Torn { offset: pos as u64, reason: format!("{invalid} (expected lsn {missing_lsn})") }
+    SegmentEnd::Torn {
+        offset: pos as u64,
+        reason: format!("{invalid} (expected lsn {missing_lsn})"),
+    }
 }

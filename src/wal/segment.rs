@@ -55,20 +55,42 @@ pub fn create(
 ) -> Result<ActiveSegment> {
     let path = dir.join(file_name(first_lsn));
     let tmp = dir.join(format!("{first_lsn:0NAME_DIGITS$}{TMP_SUFFIX}"));
-    if storage.exists(&tmp).map_err(|e| Error::io("stat", &tmp, e))? {
-        storage.remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    if storage
+        .exists(&tmp)
+        .map_err(|e| Error::io("stat", &tmp, e))?
+    {
+        storage
+            .remove_file(&tmp)
+            .map_err(|e| Error::io("remove", &tmp, e))?;
     }
-    let file = storage.open_file(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
-    let header = FileHeader { magic: SEGMENT_MAGIC, store_id, lsn: first_lsn };
+    let file = storage
+        .open_file(&tmp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    let header = FileHeader {
+        magic: SEGMENT_MAGIC,
+        store_id,
+        lsn: first_lsn,
+    };
     let header_bytes = header.encode();
     // Sparse preallocation: costs no disk space, so a nearly full disk still opens and
     // commits until space truly runs out; a failure here is not fatal for the same reason.
     if preallocate_bytes > header_bytes.len() as u64 {
         let _ = file.set_len(preallocate_bytes);
     }
-    file.write_all_at(&header_bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
-    storage.rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
-    storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok(ActiveSegment { path, file, first_lsn, write_offset: header_bytes.len() as u64 })
+    file.write_all_at(&header_bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+    storage
+        .rename(&tmp, &path)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    Ok(ActiveSegment {
+        path,
+        file,
+        first_lsn,
+        write_offset: header_bytes.len() as u64,
+    })
 }

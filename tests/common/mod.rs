@@ -19,20 +19,36 @@ pub struct Backend {
 impl Backend {
     pub fn fs() -> Backend {
         let tmp = tempfile::tempdir().expect("tempdir");
-        Backend { name: "fs", storage: Arc::new(FsStorage), dir: tmp.path().join("store"), sim: None, _tmp: Some(tmp) }
+        Backend {
+            name: "fs",
+            storage: Arc::new(FsStorage),
+            dir: tmp.path().join("store"),
+            sim: None,
+            _tmp: Some(tmp),
+        }
     }
 
     pub fn sim(seed: u64) -> Backend {
         let sim = SimStorage::new(seed);
-        Backend { name: "sim", storage: Arc::new(sim.clone()), dir: PathBuf::from("/data/store"), sim: Some(sim), _tmp: None }
+        Backend {
+            name: "sim",
+            storage: Arc::new(sim.clone()),
+            dir: PathBuf::from("/data/store"),
+            sim: Some(sim),
+            _tmp: None,
+        }
     }
 
     pub fn options(&self) -> Options {
-        Store::options().storage(self.storage.clone()).segment_bytes(64 * 1024)
+        Store::options()
+            .storage(self.storage.clone())
+            .segment_bytes(64 * 1024)
     }
 
     pub fn open(&self) -> Store {
-        self.options().open(&self.dir).unwrap_or_else(|e| panic!("[{}] open: {e}", self.name))
+        self.options()
+            .open(&self.dir)
+            .unwrap_or_else(|e| panic!("[{}] open: {e}", self.name))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -60,7 +76,10 @@ impl Backend {
     }
 
     pub fn names_ending(&self, suffix: &str) -> Vec<String> {
-        self.names().into_iter().filter(|n| n.ends_with(suffix)).collect()
+        self.names()
+            .into_iter()
+            .filter(|n| n.ends_with(suffix))
+            .collect()
     }
 }
 
@@ -79,10 +98,18 @@ pub fn commit_step(store: &Store, i: u64) -> u64 {
     let mut txn = store.begin_write();
     txn.set_meta(&format!("m{}", i % 17), Value::from(i))
         .set_config("step", Value::from(i))
-        .put_fingerprint(if i % 2 == 0 { "code" } else { "docs" }, &format!("src/f{}.rs", i % 31), fingerprint(i))
-        .index_doc(&format!("doc{}", i % 13), &format!("alpha beta{} gammaDelta {}", i % 5, i));
-    if i % 7 == 0 {
-        txn.delete_meta(&format!("m{}", (i + 3) % 17)).remove_doc(&format!("doc{}", (i + 5) % 13));
+        .put_fingerprint(
+            if i.is_multiple_of(2) { "code" } else { "docs" },
+            &format!("src/f{}.rs", i % 31),
+            fingerprint(i),
+        )
+        .index_doc(
+            &format!("doc{}", i % 13),
+            &format!("alpha beta{} gammaDelta {}", i % 5, i),
+        );
+    if i.is_multiple_of(7) {
+        txn.delete_meta(&format!("m{}", (i + 3) % 17))
+            .remove_doc(&format!("doc{}", (i + 5) % 13));
     }
     txn.commit().expect("commit")
 }
