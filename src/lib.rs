@@ -48,6 +48,7 @@ pub mod storage;
 mod store;
 mod txn;
 mod util;
+pub mod verify;
 pub mod wal;
 
 pub use error::{Error, Result};
@@ -56,7 +57,9 @@ pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
 pub use store::{
-    CheckpointReport, Durability, LOCK_FILE, LockHolder, Options, RecoveryMode, Store, read_holder,
+    CheckpointReport, Durability, LOCK_FILE, LockHolder, Options, RecoveryMode, Store, lock_holder,
+    read_holder,
 };
 pub use txn::{ReadTxn, WriteTxn};
 pub use util::format_unix_ms;
+pub use verify::{Problem, ProblemKind, VerifyReport, verify};

@@ -171,6 +171,10 @@ impl ReadTxn {
         ReadTxn { version }
     }
 
+    pub(crate) fn version(&self) -> &Version {
+        &self.version
+    }
+
     /// The lsn of the last transaction this view includes.
     pub fn lsn(&self) -> u64 {
         self.version.lsn

@@ -154,7 +154,7 @@ fn eio_at_every_call_of_a_small_workload_never_loses_acknowledged_commits() {
                 store.lsn()
             );
             if acknowledged > 0 {
-                assert_eq!(store.read().meta("step").expect("read").is_some(), true);
+                assert!(store.read().meta("step").expect("read").is_some());
             }
         }
     }

@@ -75,6 +75,20 @@ impl Storage for FsStorage {
             Err(std::fs::TryLockError::Error(error)) => Err(error),
         }
     }
+
+    fn is_locked(&self, path: &Path) -> io::Result<bool> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        // A shared lock conflicts only with the writer's exclusive one, and dies with `file`.
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
 }
 
 #[derive(Debug)]

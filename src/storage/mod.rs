@@ -55,6 +55,9 @@ pub trait Storage: Send + Sync + Debug {
     /// Tries to take an exclusive advisory lock on `path` (created if missing) that lives
     /// as long as the returned guard, and dies with the process. `Ok(None)`: held elsewhere.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>>;
+    /// Whether someone holds the lock on `path`, found without creating or writing
+    /// anything (`false` when the file does not exist).
+    fn is_locked(&self, path: &Path) -> io::Result<bool>;
 }
 
 /// An open file.

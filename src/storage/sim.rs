@@ -1048,6 +1048,15 @@ impl Storage for SimStorage {
         Ok((0, id))
     }
 
+    fn is_locked(&self, path: &Path) -> io::Result<bool> {
+        let mut state = self.state.lock();
+        state.enter(CallKind::Other, None)?;
+        Ok(state
+            .live
+            .get(path)
+            .is_some_and(|ino| state.locks.contains_key(ino)))
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
         let mut state = self.state.lock();
         let kind = match state.live.contains_key(path) {

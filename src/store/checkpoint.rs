@@ -144,6 +144,60 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Writes `read`'s state into `dest` as a new copy of this store.
+    pub(crate) fn backup(
+        &self,
+        dest: &std::path::Path,
+        read: &crate::txn::ReadTxn,
+    ) -> Result<CheckpointReport> {
+        let started = Instant::now();
+        let storage = self.storage.as_ref();
+        if storage
+            .exists(dest)
+            .map_err(|e| Error::io("stat", dest, e))?
+        {
+            if list(storage, dest)?.is_store() {
+                return Err(Error::InvalidArgument(format!(
+                    "backup destination {} already holds a store",
+                    dest.display()
+                )));
+            }
+        } else {
+            storage
+                .create_dir_all(dest)
+                .map_err(|e| Error::io("create directory", dest, e))?;
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                storage
+                    .sync_dir(parent)
+                    .map_err(|e| Error::io("fsync directory", parent, e))?;
+            }
+        }
+        let version = read.version();
+        let lsn = version.lsn;
+        let entries = version
+            .scan(&[])?
+            .map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
+        let written = snapshot::writer::write(storage, dest, self.store_id, lsn, entries)?;
+        crate::wal::segment::create(
+            storage,
+            dest,
+            self.store_id,
+            lsn + 1,
+            self.options.segment_bytes,
+        )?;
+        Ok(CheckpointReport {
+            lsn,
+            entries: written.entries,
+            bytes: written.bytes,
+            written: true,
+            segments_deleted: 0,
+            snapshots_deleted: 0,
+            duration: started.elapsed(),
+        })
+    }
+}
+
 /// The background checkpointer: runs a checkpoint whenever one is requested.
 pub(crate) fn background_loop(weak: &WeakInner) {
     loop {

@@ -70,6 +70,24 @@ pub fn read_holder(storage: &dyn Storage, dir: &Path) -> Option<LockHolder> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The current holder of the writer lock of the store in `dir`, if the lock is held.
+/// Creates and writes nothing. A holder that wrote no diagnostics reads as pid 0.
+pub fn lock_holder(storage: &dyn Storage, dir: &Path) -> Result<Option<LockHolder>> {
+    let path = dir.join(LOCK_FILE);
+    if !storage
+        .is_locked(&path)
+        .map_err(|e| Error::io("probe lock", &path, e))?
+    {
+        return Ok(None);
+    }
+    Ok(Some(read_holder(storage, dir).unwrap_or(LockHolder {
+        pid: 0,
+        host: "unknown".into(),
+        command: "unknown".into(),
+        since_unix_ms: 0,
+    })))
+}
+
 /// Takes the writer lock, waiting up to `timeout` if given.
 pub fn acquire(
     storage: &dyn Storage,

@@ -6,7 +6,7 @@ mod lock;
 mod options;
 
 pub use checkpoint::CheckpointReport;
-pub use lock::{LOCK_FILE, LockHolder, read_holder};
+pub use lock::{LOCK_FILE, LockHolder, lock_holder, read_holder};
 pub use options::{Durability, Options, RecoveryMode};
 
 use std::path::{Path, PathBuf};
@@ -203,6 +203,13 @@ impl Store {
     /// Whether an earlier failed write or fsync poisoned the store.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Writes a consistent copy of this store's current state into `dest` (created if
+    /// missing; must not hold a store): a fresh snapshot and an empty WAL segment. Works
+    /// on a read-only handle, beside a live writer.
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<CheckpointReport> {
+        self.inner.backup(dest.as_ref(), &self.read())
     }
 
     /// Whether this handle is read-only.
