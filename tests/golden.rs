@@ -1,0 +1,164 @@
+//! Golden vectors: a small store of format version 1, committed to the repo, that every
+//! run opens and checks, plus byte-exact encodings. A format change cannot pass unnoticed:
+//! it must bump `FORMAT_VERSION`, update `format-spec/`, and add new vectors.
+//!
+//! Regenerate (only together with a version bump):
+//! `WALSTORE_REGEN_GOLDEN=1 cargo test --test golden -- --ignored regenerate`
+
+use std::path::{Path, PathBuf};
+
+use walstore::header::{FileHeader, SEGMENT_MAGIC};
+use walstore::model::op::Op;
+use walstore::{Fingerprint, Store, Value};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read golden dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+/// The transactions of the golden store; the second half comes after its checkpoint.
+fn golden_txns(store: &Store, second_half: bool) {
+    if !second_half {
+        let mut txn = store.begin_write();
+        txn.set_meta("indexed_at", Value::from("2026-11-27T13:00:00Z"))
+            .set_meta("files", Value::Int(3))
+            .set_config(
+                "exclude",
+                Value::List(vec![Value::from("target"), Value::from(".git")]),
+            )
+            .put_fingerprint(
+                "code",
+                "src/lib.rs",
+                Fingerprint::new([0x11; 32], 100, -1).expect("fp"),
+            )
+            .put_fingerprint(
+                "docs",
+                "README.md",
+                Fingerprint::new([0x22; 8], u64::MAX, i64::MIN).expect("fp"),
+            )
+            .index_doc("src/lib.rs", "pub fn atomicWriteJson() { MAX_RETRY_COUNT }");
+        txn.commit().expect("commit 1");
+        let mut txn = store.begin_write();
+        txn.set_meta("big", Value::UInt(u64::MAX))
+            .set_meta("pi", Value::Float(3.25))
+            .index_doc("README.md", "Hello wörld");
+        txn.commit().expect("commit 2");
+    } else {
+        let mut txn = store.begin_write();
+        txn.delete_meta("files")
+            .delete_fingerprint("docs", "README.md")
+            .remove_doc("README.md");
+        txn.set_meta("bytes", Value::Bytes(vec![0, 1, 2, 255]));
+        txn.commit().expect("commit 3");
+    }
+}
+
+#[test]
+#[ignore = "regenerates the golden store; run only with a format version bump"]
+fn regenerate() {
+    if std::env::var_os("WALSTORE_REGEN_GOLDEN").is_none() {
+        return;
+    }
+    let dir = golden_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::options()
+        .segment_bytes(4096)
+        .open(&dir)
+        .expect("create");
+    golden_txns(&store, false);
+    store.checkpoint().expect("checkpoint");
+    golden_txns(&store, true);
+    drop(store);
+    std::fs::remove_file(dir.join("LOCK")).expect("remove LOCK");
+}
+
+#[test]
+fn golden_store_opens_with_the_expected_state() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    copy_dir(&golden_dir(), &dir);
+    let report = walstore::verify(&walstore::storage::FsStorage, &dir).expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let store = Store::open(&dir).expect("open golden store");
+    let read = store.read();
+    assert_eq!(read.lsn(), 3);
+    assert_eq!(store.recovery_report().snapshot_lsn, 2);
+    assert_eq!(store.recovery_report().records_replayed, 1);
+    assert_eq!(
+        read.meta("indexed_at").expect("read"),
+        Some(Value::from("2026-11-27T13:00:00Z"))
+    );
+    assert_eq!(read.meta("files").expect("read"), None);
+    assert_eq!(read.meta("big").expect("read"), Some(Value::UInt(u64::MAX)));
+    assert_eq!(read.meta("pi").expect("read"), Some(Value::Float(3.25)));
+    assert_eq!(
+        read.meta("bytes").expect("read"),
+        Some(Value::Bytes(vec![0, 1, 2, 255]))
+    );
+    assert_eq!(
+        read.config("exclude").expect("read"),
+        Some(Value::List(vec![
+            Value::from("target"),
+            Value::from(".git")
+        ]))
+    );
+    assert_eq!(
+        read.fingerprint("code", "src/lib.rs").expect("read"),
+        Some(Fingerprint::new([0x11; 32], 100, -1).expect("fp"))
+    );
+    assert_eq!(read.fingerprint("docs", "README.md").expect("read"), None);
+    let docs: Vec<String> = read
+        .docs()
+        .expect("docs")
+        .map(|d| d.expect("doc"))
+        .collect();
+    assert_eq!(docs, ["src/lib.rs"]);
+    let json: Vec<_> = read
+        .postings("json")
+        .expect("postings")
+        .map(|p| p.expect("posting"))
+        .collect();
+    assert_eq!(json, [("src/lib.rs".to_owned(), 1)]);
+    assert_eq!(read.postings("wörld").expect("postings").count(), 0);
+    let stats = read.fts_stats().expect("stats");
+    assert_eq!((stats.docs, stats.tokens), (1, 10));
+}
+
+#[test]
+fn record_encoding_is_byte_exact() {
+    let ops = vec![Op::SetMeta {
+        key: "k".into(),
+        value: Value::Int(-2),
+    }];
+    let payload = postcard::to_allocvec(&ops).expect("encode");
+    // Vec len 1, variant 0 (SetMeta), "k", Value variant 2 (Int), zigzag(-2) = 3.
+    assert_eq!(payload, [0x01, 0x00, 0x01, b'k', 0x02, 0x03]);
+    let mut framed = Vec::new();
+    walstore::wal::record::encode_into(&mut framed, 7, 6, &payload);
+    assert_eq!(hex(&framed), GOLDEN_RECORD_HEX);
+}
+
+#[test]
+fn header_encoding_is_byte_exact() {
+    let header = FileHeader {
+        magic: SEGMENT_MAGIC,
+        store_id: [0xAB; 16],
+        lsn: 1,
+    };
+    assert_eq!(hex(&header.encode()), GOLDEN_SEGMENT_HEADER_HEX);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const GOLDEN_RECORD_HEX: &str =
+    "fcdaeca1060000000700000000000000060000000000000001000000fd2648fa0100016b02030000";
+const GOLDEN_SEGMENT_HEADER_HEX: &str = "57414c53545345470100000040000000abababababababababababababababab01000000000000000000000000000000000000000000000000000000e9f16e9e";
