@@ -382,7 +382,7 @@ fn torn_cut(offset: usize, len: usize, rng: &mut Rng) -> usize {
 }
 
 /// A file: live bytes, durable bytes and the mutations in between.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inode {
     live: Vec<u8>,
     durable: Vec<u8>,
@@ -484,7 +484,7 @@ impl EntryOp {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct State {
     rng: Rng,
     epoch: u64,
@@ -872,6 +872,19 @@ impl SimStorage {
     pub fn new(seed: u64) -> Self {
         SimStorage {
             state: Arc::new(Mutex::new(State::new(seed))),
+        }
+    }
+
+    /// An independent copy of this file system as it is now (live and durable images,
+    /// pending writes, faults, the random generator reseeded with `seed`). Handles and
+    /// locks of the original do not carry over: the copy starts with no lock held.
+    pub fn fork(&self, seed: u64) -> SimStorage {
+        let mut state = self.state.lock().clone();
+        state.rng = Rng(seed);
+        state.locks.clear();
+        state.epoch += 1;
+        SimStorage {
+            state: Arc::new(Mutex::new(state)),
         }
     }
 

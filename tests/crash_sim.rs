@@ -1,0 +1,149 @@
+//! Simulated power loss at every sync point. A seeded workload over every collection, with
+//! automatic checkpoints and segment rotations, runs against the simulated storage; the
+//! n-th fdatasync (or directory fsync) fails and every later write fails too, which
+//! freezes the disk right before that sync completed. The disk then crashes in several
+//! ways (all unsynced writes lost, all kept, random subsets kept with the last writes
+//! torn), is recovered, and must equal the model after a prefix of the transactions that
+//! includes every acknowledged one. A sample of the recoveries is itself interrupted by a
+//! crash and run again.
+//!
+//! `WALSTORE_CRASH_TXNS=5000 cargo test --release --test crash_sim -- --nocapture`
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+mod model;
+
+use std::sync::Arc;
+
+use model::{Model, Workload};
+use walstore::storage::SimStorage;
+use walstore::storage::sim::{CallKind, CrashMode, Fault, FaultKind};
+use walstore::{Options, Store};
+
+const DIR: &str = "/crash/store";
+
+fn options(sim: &SimStorage) -> Options {
+    Store::options()
+        .storage(Arc::new(sim.clone()))
+        .segment_bytes(16 * 1024)
+        .checkpoint_wal_bytes(24 * 1024)
+        .background_checkpoints(false)
+}
+
+/// Runs the workload until a commit fails. Returns the lsns acknowledged.
+fn run(sim: &SimStorage, workload: &Workload) -> Vec<u64> {
+    let mut acknowledged = Vec::new();
+    let Ok(store) = options(sim).open(DIR) else {
+        return acknowledged;
+    };
+    for txn in &workload.txns {
+        let mut write = store.begin_write();
+        txn.apply_to(&mut write);
+        match write.commit() {
+            Ok(lsn) => acknowledged.push(lsn),
+            Err(_) => break,
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn crash_at_every_sync_point() {
+    let txns: usize = std::env::var("WALSTORE_CRASH_TXNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let workload = Workload::generate(0x5eed, txns);
+    let model = Model::replay(&workload);
+    let (mut points, mut images, mut lost, mut partial, mut recovery_crashes) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for kind in [CallKind::SyncData, CallKind::SyncDir] {
+        for n in 1.. {
+            let probe = SimStorage::new(n);
+            probe.inject(Fault {
+                at_call: n,
+                kind: FaultKind::Eio,
+                persistent: true,
+                only: Some(kind),
+            });
+            let acknowledged = run(&probe, &workload);
+            if acknowledged.len() == workload.txns.len() {
+                break; // fewer syncs of this kind than n: past the last point
+            }
+            points += 1;
+            let last_acknowledged = acknowledged.last().copied().unwrap_or(0);
+            let attempted = acknowledged.len() as u64 + 1;
+            for (variant, mode) in [
+                CrashMode::LoseUnsynced,
+                CrashMode::KeepUnsynced,
+                CrashMode::Random,
+                CrashMode::Random,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sim = probe.fork(n * 4 + variant as u64);
+                sim.clear_faults();
+                sim.crash(mode);
+                images += 1;
+                if variant == 3 && n % 5 == 0 {
+                    // Crash during recovery, then recover again.
+                    let calls = sim.calls();
+                    sim.inject(Fault {
+                        at_call: calls + 1 + n % 7,
+                        kind: FaultKind::Eio,
+                        persistent: true,
+                        only: None,
+                    });
+                    let _ = options(&sim).open(DIR);
+                    sim.clear_faults();
+                    sim.crash(CrashMode::Random);
+                    recovery_crashes += 1;
+                }
+                let store = options(&sim).open(DIR).unwrap_or_else(|e| {
+                    panic!("seed {n} kind {kind:?} mode {mode:?}: recovery failed: {e}")
+                });
+                let lsn = store.lsn();
+                if lsn < last_acknowledged {
+                    lost += last_acknowledged - lsn;
+                }
+                let dump = common::dump(&store);
+                if lsn > attempted || dump != model.dumps[lsn as usize] {
+                    partial += 1;
+                    eprintln!(
+                        "MISMATCH seed {n} kind {kind:?} mode {mode:?}: lsn {lsn}, acknowledged {last_acknowledged}"
+                    );
+                }
+                let leftovers: Vec<String> = sim
+                    .file_names(DIR)
+                    .into_iter()
+                    .filter(|n| n.contains(".tmp"))
+                    .collect();
+                assert!(
+                    leftovers.is_empty(),
+                    "temps left after recovery: {leftovers:?}"
+                );
+                let mut write = store.begin_write();
+                write.set_meta("after-crash", 1i64);
+                assert_eq!(
+                    write.commit().expect("the recovered store accepts commits"),
+                    lsn + 1
+                );
+            }
+        }
+    }
+    println!(
+        "crash-sim: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions"
+    );
+    assert!(
+        points > txns as u64,
+        "every commit's sync is a crash point: {points}"
+    );
+    assert_eq!((lost, partial), (0, 0));
+}
