@@ -52,6 +52,11 @@ pub mod verify;
 pub mod wal;
 
 pub use error::{Error, Result};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use fts::{DocTerms, FtsStats};
 pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;
