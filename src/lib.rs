@@ -57,6 +57,7 @@ pub use error::{Error, Result};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+pub use fts::search::{Hit, Query, SearchResults};
 pub use fts::{DocTerms, FtsStats};
 pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;

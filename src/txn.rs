@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::fts::{DocTerms, FtsStats};
 use crate::model::fingerprint::Fingerprint;
 use crate::model::keys::{self, Tag};
-use crate::model::op::{Op, decode, decode_tf};
+use crate::model::op::{Op, Posting, decode};
 use crate::model::value::Value;
 use crate::state::Version;
 use crate::store::{Durability, Inner};
@@ -291,8 +291,14 @@ impl ReadTxn {
         Ok(scan.map(|entry| {
             let (key, bytes) = entry?;
             let (_, doc) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::FtsPosting))?;
-            Ok((doc, decode_tf(&bytes)?))
+            Ok((doc, Posting::decode(&bytes)?.tf))
         }))
+    }
+
+    /// Full-text search: BM25 over `query` (words, `prefix*`), at most `limit` hits,
+    /// all from this view (see [`crate::fts::search`]).
+    pub fn search(&self, query: &str, limit: usize) -> Result<crate::fts::search::SearchResults> {
+        crate::fts::search::search(self, &crate::fts::search::Query::parse(query), limit)
     }
 
     /// Index-wide totals (document count, token count).

@@ -5,6 +5,7 @@
 //! delta proportional to the document, written in the same WAL record as the rest of
 //! the transaction.
 
+pub mod search;
 pub mod tokenizer;
 
 use serde::{Deserialize, Serialize};

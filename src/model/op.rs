@@ -148,10 +148,16 @@ impl Op {
             }
             Op::IndexDoc { doc, terms } => {
                 remove_doc(state, doc)?;
+                let doc_len = terms.token_count();
                 for (term, count) in &terms.terms {
-                    let mut tf = Vec::with_capacity(5);
-                    put_varint(&mut tf, u64::from(*count));
-                    state.set(keys::pair(Tag::FtsPosting, term, doc), Some(tf));
+                    let posting = Posting {
+                        tf: *count,
+                        doc_len,
+                    };
+                    state.set(
+                        keys::pair(Tag::FtsPosting, term, doc),
+                        Some(posting.encode()),
+                    );
                 }
                 state.set(keys::simple(Tag::FtsDoc, doc), Some(encode(terms)?));
                 let mut stats = read_stats(state)?;
@@ -203,9 +209,33 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Resul
         .map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
 }
 
-/// Decodes a posting's term frequency.
-pub fn decode_tf(bytes: &[u8]) -> Result<u32> {
-    get_varint(bytes, &mut 0)
-        .and_then(|tf| u32::try_from(tf).ok())
-        .ok_or_else(|| Error::Conversion("stored term frequency does not decode".into()))
+/// The value of a posting key: what BM25 needs about one (term, document) pair, so
+/// scoring never looks the document up. Encoded as two LEB128 varints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posting {
+    /// Occurrences of the term in the document.
+    pub tf: u32,
+    /// The document's length in tokens.
+    pub doc_len: u64,
+}
+
+impl Posting {
+    /// `varint tf, varint doc_len`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8);
+        put_varint(&mut out, u64::from(self.tf));
+        put_varint(&mut out, self.doc_len);
+        out
+    }
+
+    /// Decodes a stored posting value.
+    pub fn decode(bytes: &[u8]) -> Result<Posting> {
+        let mut pos = 0;
+        let tf = get_varint(bytes, &mut pos).and_then(|tf| u32::try_from(tf).ok());
+        let doc_len = get_varint(bytes, &mut pos);
+        match (tf, doc_len) {
+            (Some(tf), Some(doc_len)) if pos == bytes.len() => Ok(Posting { tf, doc_len }),
+            _ => Err(Error::Conversion("stored posting does not decode".into())),
+        }
+    }
 }
