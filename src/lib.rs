@@ -63,8 +63,8 @@ pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
 pub use store::{
-    CheckpointReport, Durability, LOCK_FILE, LockHolder, Options, RecoveryMode, Store, lock_holder,
-    read_holder,
+    CheckpointReport, Durability, HEAD_FILE, LOCK_FILE, LockHolder, Options, RecoveryMode, Store,
+    lock_holder, read_holder,
 };
 pub use txn::{ReadTxn, WriteTxn};
 pub use util::format_unix_ms;

@@ -46,6 +46,8 @@ pub(crate) struct Recovered {
     pub store_id: StoreId,
     /// The segment to append to (writer only).
     pub active: Option<ActiveSegment>,
+    /// Where a reader continues tailing the WAL: `(segment first lsn, offset)`.
+    pub tail: Option<(u64, u64)>,
     pub report: RecoveryReport,
 }
 
@@ -54,6 +56,10 @@ struct Ctx<'a> {
     dir: &'a Path,
     options: &'a Options,
     writer: bool,
+    /// Records above this lsn are not applied (a reader beside a live writer stops at
+    /// what the writer published as durable).
+    limit: u64,
+    tail: Option<(u64, u64)>,
     report: RecoveryReport,
 }
 
@@ -65,6 +71,17 @@ pub(crate) fn recover(
     options: &Options,
     writer: bool,
 ) -> Result<Recovered> {
+    recover_up_to(storage, dir, options, writer, u64::MAX)
+}
+
+/// [`recover`], applying no record above `limit`.
+pub(crate) fn recover_up_to(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    writer: bool,
+    limit: u64,
+) -> Result<Recovered> {
     let started = Instant::now();
     let listing = list(storage, dir)?;
     let mut ctx = Ctx {
@@ -72,6 +89,8 @@ pub(crate) fn recover(
         dir,
         options,
         writer,
+        limit,
+        tail: None,
         report: RecoveryReport::default(),
     };
     if writer {
@@ -91,13 +110,25 @@ pub(crate) fn recover(
     let last_scan = ctx.replay(&listing, &mut version, &mut store_id)?;
     let store_id = match store_id {
         Some(id) => id,
-        None if writer => crate::util::random_id(),
-        None => {
-            return Err(Error::NotAStore {
-                dir: dir.to_path_buf(),
-                reason: "no segment or snapshot".into(),
-            });
+        // Snapshots existed but none validates, and no segment holds what they covered:
+        // their state is lost, which is corruption, never a new empty store.
+        None if !ctx.report.fallbacks.is_empty() => {
+            let newest = listing.snapshots.last().map_or_else(
+                || dir.to_path_buf(),
+                |&lsn| dir.join(crate::snapshot::file_name(lsn)),
+            );
+            return Err(Error::corrupt(
+                newest,
+                0,
+                format!(
+                    "no snapshot validates and no WAL segment remains to replay ({})",
+                    ctx.report.fallbacks.join("; ")
+                ),
+            ));
         }
+        // No segment or snapshot yet (a crash while the store's first segment was being
+        // created): the empty state, for a reader too. A reader never writes the id.
+        None => crate::util::random_id(),
     };
     let active = if writer {
         Some(ctx.open_active(last_scan, &version, store_id)?)
@@ -110,6 +141,7 @@ pub(crate) fn recover(
         version,
         store_id,
         active,
+        tail: ctx.tail,
         report: ctx.report,
     })
 }
@@ -241,9 +273,15 @@ impl Ctx<'_> {
                     None
                 }
             };
+            let mut limited = false;
             for record in &scanned.records {
                 if record.lsn < start_lsn {
                     continue;
+                }
+                if record.lsn > self.limit {
+                    self.tail = Some((first_lsn, record.offset));
+                    limited = true;
+                    break;
                 }
                 let payload = bytes.get(record.payload.clone()).unwrap_or_default();
                 let ops: Vec<Op> = postcard::from_bytes(payload).map_err(|e| {
@@ -262,6 +300,10 @@ impl Ctx<'_> {
                 version.lsn = record.lsn;
                 self.report.records_replayed += 1;
             }
+            if limited {
+                break;
+            }
+            self.tail = Some((first_lsn, scanned.valid_end));
             let salvaged = self.report.salvage.is_some();
             last_scan = Some(scanned);
             if cut.is_some() || salvaged {

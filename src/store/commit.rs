@@ -48,6 +48,8 @@ pub(crate) struct Log {
     pub failure: Option<Failure>,
     /// WAL bytes written since the last checkpoint began.
     pub wal_bytes_since_checkpoint: u64,
+    /// A reader's position in the WAL: `(segment first lsn, offset of the next record)`.
+    pub tail: Option<(u64, u64)>,
 }
 
 /// A queued transaction.
@@ -236,7 +238,9 @@ impl Inner {
         let unsynced_before = log.written_lsn > log.durable_lsn;
         log.leader = true;
         let result = MutexGuard::unlocked(log, || {
-            self.write_group(&mut segment, &batch, first, sync, unsynced_before)
+            let written = self.write_group(&mut segment, &batch, first, sync, unsynced_before)?;
+            self.publish_head(last);
+            Ok(written)
         });
         log.leader = false;
         match result {
@@ -264,6 +268,14 @@ impl Inner {
             }
         }
         self.log_cond.notify_all();
+    }
+
+    /// Tells live readers in other processes how far they may read (`head.rs`). A hint:
+    /// a failure only delays them, so it is not an error of the commit.
+    fn publish_head(&self, lsn: u64) {
+        if let Some(head) = &self.head {
+            let _ = head.write_all_at(&super::head::encode(self.store_id, lsn), 0);
+        }
     }
 
     /// Rotates if needed, writes, syncs, and checks the directory is still ours.

@@ -2,10 +2,13 @@
 
 mod checkpoint;
 mod commit;
+mod head;
 mod lock;
 mod options;
+mod refresh;
 
 pub use checkpoint::CheckpointReport;
+pub use head::HEAD_FILE;
 pub use lock::{LOCK_FILE, LockHolder, lock_holder, read_holder};
 pub use options::{Durability, Options, RecoveryMode};
 
@@ -50,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) checkpoint_lock: Mutex<()>,
     pub(crate) background: Mutex<Background>,
     pub(crate) background_cond: Condvar,
+    /// The writer's `HEAD` file (see `head.rs`).
+    pub(crate) head: Option<Box<dyn crate::storage::StorageFile>>,
     _lock: Option<Box<dyn StorageLock>>,
 }
 
@@ -115,7 +120,23 @@ impl Store {
             None
         };
         let dir_identity = storage.dir_identity(dir).ok();
-        let recovered = recovery::recover(storage.as_ref(), dir, &options, writer)?;
+        // A reader beside a live writer reads only what the writer published as durable.
+        let limit = if writer || !storage.is_locked(&dir.join(LOCK_FILE)).unwrap_or(false) {
+            u64::MAX
+        } else {
+            head::read(storage.as_ref(), dir).map_or(0, |(_, lsn)| lsn)
+        };
+        let recovered = recovery::recover_up_to(storage.as_ref(), dir, &options, writer, limit)?;
+        let head = if writer {
+            head::open_for_writer(
+                storage.as_ref(),
+                dir,
+                recovered.store_id,
+                recovered.version.lsn,
+            )
+        } else {
+            None
+        };
         let version = recovered.version;
         let lsn = version.lsn;
         let log = Log {
@@ -129,6 +150,7 @@ impl Store {
             working: version.clone(),
             failure: None,
             wal_bytes_since_checkpoint: 0,
+            tail: recovered.tail,
         };
         let background_checkpoints =
             writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
@@ -146,6 +168,7 @@ impl Store {
             checkpoint_lock: Mutex::new(()),
             background: Mutex::new(Background::default()),
             background_cond: Condvar::new(),
+            head,
             _lock: lock,
         });
         let checkpointer = if background_checkpoints {
@@ -178,6 +201,13 @@ impl Store {
     /// The lsn of the last committed transaction (0 for an empty store).
     pub fn lsn(&self) -> u64 {
         self.inner.published.read().lsn
+    }
+
+    /// For a read-only handle: reads what was committed since it last looked (tailing
+    /// the WAL, following checkpoints) and returns its new lsn, which never decreases.
+    /// A writer's handle is always current; this returns its lsn.
+    pub fn refresh(&self) -> Result<u64> {
+        self.inner.refresh()
     }
 
     /// Writes a snapshot of the current state and drops the WAL it makes unnecessary.
