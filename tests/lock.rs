@@ -57,15 +57,24 @@ fn lock_wait_with_timeout() {
     let options = backend
         .options()
         .lock_timeout(Some(Duration::from_secs(10)));
-    let waiter = std::thread::spawn(move || options.open(dir).map(|s| s.lsn()));
-    std::thread::sleep(Duration::from_millis(50));
+    let waiter = std::thread::spawn(move || {
+        options
+            .open(dir)
+            .map(|s| (s.lsn(), std::time::Instant::now()))
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let released = std::time::Instant::now();
     drop(first);
-    assert_eq!(
-        waiter
-            .join()
-            .expect("thread")
-            .expect("got the lock after release"),
-        0
+    let (lsn, acquired) = waiter
+        .join()
+        .expect("thread")
+        .expect("got the lock after release");
+    assert_eq!(lsn, 0);
+    let lag = acquired.duration_since(released);
+    println!("lock-wait: acquired {lag:?} after release");
+    assert!(
+        lag < Duration::from_millis(500),
+        "woken by the release: {lag:?}"
     );
 }
 

@@ -76,6 +76,39 @@ impl Storage for FsStorage {
         }
     }
 
+    fn lock_wait(
+        &self,
+        path: &Path,
+        timeout: std::time::Duration,
+    ) -> io::Result<Option<Box<dyn StorageLock>>> {
+        if let Some(lock) = self.try_lock(path)? {
+            return Ok(Some(lock));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // The clone shares the open file description, and so the flock: a blocking lock
+        // taken by the waiter thread is held by `file` too. If we time out, the waiter
+        // still holds its descriptor; when it gets the lock and finds nobody listening, it
+        // closes the last descriptor, which releases the lock.
+        let waiter = file.try_clone()?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("walstore-lock-wait".into())
+            .spawn(move || {
+                let locked = waiter.lock();
+                let _ = sender.send(locked);
+            })?;
+        match receiver.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(Some(Box::new(FsLock(file)))),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn is_locked(&self, path: &Path) -> io::Result<bool> {
         let file = match File::open(path) {
             Ok(file) => file,

@@ -55,6 +55,27 @@ pub trait Storage: Send + Sync + Debug {
     /// Tries to take an exclusive advisory lock on `path` (created if missing) that lives
     /// as long as the returned guard, and dies with the process. `Ok(None)`: held elsewhere.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>>;
+    /// Like [`Storage::try_lock`], but waits up to `timeout` for the holder to release
+    /// the lock. The default polls; the real file system blocks in the kernel and is
+    /// woken when the lock frees.
+    fn lock_wait(
+        &self,
+        path: &Path,
+        timeout: std::time::Duration,
+    ) -> io::Result<Option<Box<dyn StorageLock>>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(lock) = self.try_lock(path)? {
+                return Ok(Some(lock));
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(1)));
+        }
+    }
+
     /// Whether someone holds the lock on `path`, found without creating or writing
     /// anything (`false` when the file does not exist).
     fn is_locked(&self, path: &Path) -> io::Result<bool>;

@@ -3,7 +3,7 @@
 //! is into the file, for `Error::Locked` and `walstore stats`.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,41 +88,28 @@ pub fn lock_holder(storage: &dyn Storage, dir: &Path) -> Result<Option<LockHolde
     })))
 }
 
-/// Takes the writer lock, waiting up to `timeout` if given.
+/// Takes the writer lock, waiting up to `timeout` if given (woken when it frees).
 pub fn acquire(
     storage: &dyn Storage,
     dir: &Path,
     timeout: Option<Duration>,
 ) -> Result<Box<dyn StorageLock>> {
     let path = dir.join(LOCK_FILE);
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(lock) = storage
-            .try_lock(&path)
-            .map_err(|e| Error::io("lock", &path, e))?
-        {
-            let holder = LockHolder::current();
-            // Diagnostics only: on a full disk the lock is still held without them.
-            if let Ok(info) = serde_json::to_vec(&holder) {
-                let _ = lock.write_info(&info);
-            }
-            return Ok(lock);
-        }
-        let now = Instant::now();
-        match deadline {
-            Some(deadline) if now < deadline => {
-                std::thread::sleep(pause.min(deadline - now));
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            _ => {
-                let holder = read_holder(storage, dir)
-                    .map_or_else(|| "holder unknown".to_owned(), |holder| holder.to_string());
-                return Err(Error::Locked {
-                    dir: dir.to_path_buf(),
-                    holder,
-                });
-            }
-        }
+    let lock = match timeout {
+        Some(timeout) => storage.lock_wait(&path, timeout),
+        None => storage.try_lock(&path),
+    };
+    let Some(lock) = lock.map_err(|e| Error::io("lock", &path, e))? else {
+        let holder = read_holder(storage, dir)
+            .map_or_else(|| "holder unknown".to_owned(), |holder| holder.to_string());
+        return Err(Error::Locked {
+            dir: dir.to_path_buf(),
+            holder,
+        });
+    };
+    // Diagnostics only: on a full disk the lock is still held without them.
+    if let Ok(info) = serde_json::to_vec(&LockHolder::current()) {
+        let _ = lock.write_info(&info);
     }
+    Ok(lock)
 }
