@@ -111,6 +111,16 @@ impl FileHeader {
                 format!("header_len {header_len}, expected {HEADER_BYTES}"),
             ));
         }
+        if bytes
+            .get(40..CRC_OFFSET)
+            .is_some_and(|reserved| reserved.iter().any(|&b| b != 0))
+        {
+            return Err(Error::corrupt(
+                file,
+                40,
+                "reserved header bytes are not zero",
+            ));
+        }
         Ok(FileHeader {
             magic,
             store_id: read_array::<16>(bytes, 16).ok_or_else(short)?,

@@ -2,12 +2,14 @@
 //! part of the format (`format-spec/tokenizer.md`); change them only with a version bump.
 //!
 //! 1. A *word* is a maximal run of Unicode alphanumeric characters (`char::is_alphanumeric`).
-//!    Each word, lowercased (`char::to_lowercase`), is a token.
+//!    Each word, lowercased (`str::to_lowercase`: Unicode case mapping, including the
+//!    final-sigma rule), is a token.
 //! 2. An *identifier* is a maximal run of alphanumerics and `_`. When it joins two or more
 //!    words with `_` (`MAX_RETRY_COUNT`), the whole identifier lowercased is a token too.
 //! 3. A word is split into parts at lower-to-upper case changes (`atomicWrite`), before the
 //!    last capital of a capital run followed by a lower-case letter (`HTMLParser` ->
-//!    `HTML`, `Parser`), and between letters and digits (`parse2d` -> `parse`, `2`, `d`).
+//!    `HTML`, `Parser`), and between a digit and a non-digit in either order (`parse2d` ->
+//!    `parse`, `2`, `d`; digits are `char::is_numeric`).
 //!    When a word has two or more parts, each part lowercased is a token too.
 //! 4. A token longer than [`TOKEN_BYTES_MAX`] bytes is dropped.
 //!

@@ -7,7 +7,7 @@
 //! config       0x02 key
 //! fingerprint  0x03 esc(namespace) 0x00 0x01 path
 //! fts doc      0x04 doc_id                          -> postcard(DocTerms)
-//! fts posting  0x05 esc(term) 0x00 0x01 doc_id      -> varint term frequency
+//! fts posting  0x05 esc(term) 0x00 0x01 doc_id      -> varint tf, varint doc length
 //! fts stats    0x06                                  -> postcard(FtsStats)
 //! ```
 //! `esc` doubles every 0x00 byte as 0x00 0xFF, so the terminator 0x00 0x01 sorts below

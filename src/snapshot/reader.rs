@@ -60,6 +60,15 @@ impl Snapshot {
         let data_blocks = usize::try_from(field(24)).unwrap_or(usize::MAX);
         let entry_count = field(32);
         let top_crc = read_u32(footer, 40).unwrap_or_default();
+        if footer
+            .get(44..60)
+            .is_some_and(|reserved| reserved.iter().any(|&b| b != 0))
+        {
+            return Err(corrupt(
+                footer_at + 44,
+                "reserved footer bytes are not zero".into(),
+            ));
+        }
         let top_bytes = top_offset
             .checked_add(top_len)
             .filter(|end| *end == footer_at)
