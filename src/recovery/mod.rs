@@ -60,6 +60,7 @@ struct Ctx<'a> {
     /// what the writer published as durable).
     limit: u64,
     tail: Option<(u64, u64)>,
+    damaged_snapshots: Vec<PathBuf>,
     report: RecoveryReport,
 }
 
@@ -91,6 +92,7 @@ pub(crate) fn recover_up_to(
         writer,
         limit,
         tail: None,
+        damaged_snapshots: Vec::new(),
         report: RecoveryReport::default(),
     };
     if writer {
@@ -135,6 +137,12 @@ pub(crate) fn recover_up_to(
     } else {
         None
     };
+    if writer {
+        for path in std::mem::take(&mut ctx.damaged_snapshots) {
+            let moved = ctx.quarantine_file(&path)?;
+            ctx.report.quarantined.push(moved);
+        }
+    }
     ctx.report.lsn = version.lsn;
     ctx.report.duration = started.elapsed();
     Ok(Recovered {
@@ -182,7 +190,9 @@ impl Ctx<'_> {
                     let reason = format!("header says lsn {}, name says {lsn}", snapshot.lsn());
                     self.fall_back(&path, reason)?;
                 }
-                Err(error @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                // A newer format is not damage: never move it aside.
+                Err(error @ Error::UnsupportedVersion { .. }) => return Err(error),
+                Err(error @ Error::Corrupt { .. }) => {
                     self.fall_back(&path, error.to_string())?;
                 }
                 Err(error) => return Err(error),
@@ -195,31 +205,62 @@ impl Ctx<'_> {
         self.report
             .fallbacks
             .push(format!("skipped snapshot {}: {reason}", path.display()));
-        if self.writer {
-            let moved = self.quarantine_file(path)?;
-            self.report.quarantined.push(moved);
-        }
+        // Moved into quarantine only once recovery has succeeded without it: a failed
+        // recovery changes nothing, and never turns "damaged" into "absent".
+        self.damaged_snapshots.push(path.to_path_buf());
         Ok(())
     }
 
     /// Moves a whole file into `quarantine/`.
     fn quarantine_file(&self, path: &Path) -> Result<PathBuf> {
-        let quarantine = self.path(QUARANTINE_DIR);
-        self.storage
-            .create_dir_all(&quarantine)
-            .map_err(|e| Error::io("create directory", &quarantine, e))?;
         let name = path
             .file_name()
             .map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
-        let target = quarantine.join(name);
+        let target = self.quarantine_target(&name)?;
         self.storage
             .rename(path, &target)
             .map_err(|e| Error::io("rename", path, e))?;
+        let quarantine = self.path(QUARANTINE_DIR);
         self.storage
             .sync_dir(&quarantine)
             .map_err(|e| Error::io("fsync directory", &quarantine, e))?;
         self.sync_dir()?;
         Ok(target)
+    }
+
+    /// A path in `quarantine/` (created, and made durable in the store directory, if
+    /// missing) named `name`, or `name.1`, `name.2`, ... if taken: quarantined bytes are
+    /// never overwritten, and a salvage interrupted by a crash can run again.
+    fn quarantine_target(&self, name: &str) -> Result<PathBuf> {
+        let quarantine = self.path(QUARANTINE_DIR);
+        if !self
+            .storage
+            .exists(&quarantine)
+            .map_err(|e| Error::io("stat", &quarantine, e))?
+        {
+            self.storage
+                .create_dir_all(&quarantine)
+                .map_err(|e| Error::io("create directory", &quarantine, e))?;
+            self.sync_dir()?;
+        }
+        for attempt in 0u32.. {
+            let candidate = if attempt == 0 {
+                quarantine.join(name)
+            } else {
+                quarantine.join(format!("{name}.{attempt}"))
+            };
+            if !self
+                .storage
+                .exists(&candidate)
+                .map_err(|e| Error::io("stat", &candidate, e))?
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "no free name for {name} in {}",
+            quarantine.display()
+        )))
     }
 
     /// Cases 4 to 12: replays the WAL after the version's lsn. Returns the last segment's
@@ -250,7 +291,13 @@ impl Ctx<'_> {
                 break;
             }
             let scanned = scan::scan(&bytes, &path)?;
-            self.check_segment(&scanned, first_lsn, version.lsn, store_id)?;
+            self.check_segment(
+                &scanned,
+                first_lsn,
+                version.lsn,
+                self.report.segments_read == 0,
+                store_id,
+            )?;
             self.report.segments_read += 1;
             let cut = match &scanned.end {
                 SegmentEnd::Clean => None,
@@ -275,7 +322,7 @@ impl Ctx<'_> {
             };
             let mut limited = false;
             for record in &scanned.records {
-                if record.lsn < start_lsn {
+                if record.lsn <= version.lsn {
                     continue;
                 }
                 if record.lsn > self.limit {
@@ -319,6 +366,7 @@ impl Ctx<'_> {
         scanned: &SegmentScan,
         first_lsn: u64,
         lsn: u64,
+        first_read: bool,
         store_id: &mut Option<StoreId>,
     ) -> Result<()> {
         let path = &scanned.path;
@@ -349,6 +397,17 @@ impl Ctx<'_> {
                 32,
                 format!(
                     "missing WAL: the state is at lsn {lsn}, but this segment starts at lsn {first_lsn}"
+                ),
+            ));
+        }
+        // Only the first segment read may start before the state's lsn (the snapshot
+        // covers its start); any later one must continue exactly where the last ended.
+        if !first_read && first_lsn != lsn + 1 {
+            return Err(Error::corrupt(
+                path,
+                32,
+                format!(
+                    "segments overlap: the previous one ends at lsn {lsn}, this one starts at lsn {first_lsn}"
                 ),
             ));
         }
@@ -438,18 +497,18 @@ impl Ctx<'_> {
             quarantined: Vec::new(),
             touched: Vec::new(),
         };
+        // The cut bytes up to the last non-zero one (the rest is unused preallocation).
         let tail = bytes.get(offset as usize..).unwrap_or_default();
+        let tail = tail
+            .get(..tail.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1))
+            .unwrap_or_default();
         salvage.bytes_cut = tail.len() as u64;
         salvage.collect_touched(tail);
-        let quarantine = self.path(QUARANTINE_DIR);
-        self.storage
-            .create_dir_all(&quarantine)
-            .map_err(|e| Error::io("create directory", &quarantine, e))?;
         let name = scanned
             .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let target = quarantine.join(format!("{name}.at-{offset}.cut"));
+        let target = self.quarantine_target(&format!("{name}.at-{offset}.cut"))?;
         write_durable(self.storage, &target, tail)?;
         salvage.quarantined.push(target);
         for first_lsn in later {
@@ -477,6 +536,11 @@ impl Ctx<'_> {
                 .storage
                 .open_file(&scanned.path, OpenMode::ReadWrite)
                 .map_err(|e| Error::io("open", &scanned.path, e))?;
+            // The records replayed may sit only in the page cache (the last process died
+            // before its fsync, or wrote with Durability::None): make them durable before
+            // anything claims, through `durable_lsn`, that they are.
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &scanned.path, e))?;
             let write_offset = match (&self.report.torn_tail, &self.report.salvage) {
                 (Some(torn), _) if torn.file == scanned.path => torn.offset,
                 (_, Some(salvage)) if salvage.file == scanned.path => salvage.offset,

@@ -1,0 +1,144 @@
+//! Regression tests for bugs found in review; each names what it guards.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use common::{Backend, commit_step, dump};
+use walstore::storage::sim::CrashMode;
+use walstore::{Durability, Error, RecoveryMode};
+
+/// Records replayed from the page cache after a process crash must be made durable
+/// before new records claim (through `durable_lsn`) that they are.
+#[test]
+fn replayed_records_are_synced_before_new_appends() {
+    for seed in 0..60 {
+        let backend = Backend::sim(seed);
+        let sim = backend.sim.clone().expect("sim");
+        let store = backend
+            .options()
+            .durability(Durability::None)
+            .open(&backend.dir)
+            .expect("open");
+        for i in 1..=5 {
+            commit_step(&store, i);
+        }
+        drop(store);
+        sim.crash(CrashMode::KeepUnsynced); // the process died; the page cache survived
+        let store = backend.open();
+        let acknowledged = commit_step(&store, 6); // Immediate
+        drop(store);
+        sim.crash(CrashMode::Random); // power loss
+        let store = backend
+            .options()
+            .open(&backend.dir)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(
+            store.lsn() >= acknowledged,
+            "seed {seed}: lost lsn {acknowledged}"
+        );
+    }
+}
+
+/// A segment that overlaps the previous one is corruption, not replayed twice.
+#[test]
+fn overlapping_segment_is_corruption() {
+    let backend = Backend::fs();
+    let store = backend
+        .options()
+        .segment_bytes(4096)
+        .open(&backend.dir)
+        .expect("open");
+    for i in 1..=80 {
+        commit_step(&store, i);
+    }
+    drop(store);
+    let segments = backend.names_ending(".wal");
+    assert!(segments.len() >= 3, "{segments:?}");
+    // Rename the third segment so it claims to start one lsn early.
+    let third = &segments[2];
+    let first_lsn: u64 = third.trim_end_matches(".wal").parse().expect("lsn");
+    let mut bytes = backend.read(third);
+    bytes[32..40].copy_from_slice(&(first_lsn - 1).to_le_bytes());
+    let crc = walstore::codec::checksum(&[&bytes[..60]]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::remove_file(backend.path(third)).expect("remove");
+    backend.write(&format!("{:020}.wal", first_lsn - 1), &bytes);
+    match backend.options().open(&backend.dir) {
+        Err(Error::Corrupt { reason, .. }) => assert!(
+            reason.contains("overlap") || reason.contains("lsn"),
+            "{reason}"
+        ),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// A salvage interrupted after writing its `.cut` file runs again without failing, and
+/// never overwrites quarantined bytes.
+#[test]
+fn salvage_runs_again_after_an_interruption() {
+    let backend = Backend::fs();
+    let store = backend.open();
+    for i in 1..=8 {
+        commit_step(&store, i);
+    }
+    drop(store);
+    let name = backend.names_ending(".wal").remove(0);
+    let mut bytes = backend.read(&name);
+    let scanned = walstore::wal::scan::scan(&bytes, &backend.path(&name)).expect("scan");
+    let offset = scanned.records[3].offset;
+    bytes[offset as usize + 40] ^= 0x10;
+    backend.write(&name, &bytes);
+    // A previous salvage got as far as writing its .cut file.
+    std::fs::create_dir_all(backend.dir.join("quarantine")).expect("mkdir");
+    let earlier = backend
+        .dir
+        .join("quarantine")
+        .join(format!("{name}.at-{offset}.cut"));
+    std::fs::write(&earlier, b"earlier salvage").expect("write");
+    let store = backend
+        .options()
+        .recovery(RecoveryMode::Salvage)
+        .open(&backend.dir)
+        .expect("salvage again");
+    assert_eq!(store.lsn(), 3);
+    assert_eq!(std::fs::read(&earlier).expect("kept"), b"earlier salvage");
+    let report = store.recovery_report().salvage.clone().expect("salvage");
+    assert!(
+        report.quarantined[0].to_string_lossy().ends_with(".cut.1"),
+        "{:?}",
+        report.quarantined
+    );
+}
+
+/// A snapshot of a newer format version is not damage: open fails and leaves it alone.
+#[test]
+fn unsupported_snapshot_version_is_not_quarantined() {
+    let backend = Backend::fs();
+    let store = backend.open();
+    commit_step(&store, 1);
+    store.checkpoint().expect("checkpoint");
+    let before = dump(&store);
+    drop(store);
+    let snap = backend.names_ending(".snap").remove(0);
+    let mut bytes = backend.read(&snap);
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = walstore::codec::checksum(&[&bytes[..60]]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    backend.write(&snap, &bytes);
+    match backend.options().open(&backend.dir) {
+        Err(Error::UnsupportedVersion { found: 2, .. }) => {}
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+    assert!(
+        backend.names().contains(&snap),
+        "the snapshot stays in place"
+    );
+    assert!(!backend.dir.join("quarantine").exists());
+    let _ = before;
+}
