@@ -7,7 +7,11 @@
 //!   `Durability::Immediate`.
 //!
 //! Run: `cargo bench --bench commit`. Quote medians and the ratio between the two.
-#![allow(missing_docs, reason = "criterion macros generate undocumented items")]
+#![allow(
+    missing_docs,
+    clippy::expect_used,
+    reason = "criterion macros generate undocumented items; a bench fails loudly"
+)]
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;

@@ -4,6 +4,13 @@
 //!
 //! Regenerate (only together with a version bump):
 //! `WALSTORE_REGEN_GOLDEN=1 cargo test --test golden -- --ignored regenerate`
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 use std::path::{Path, PathBuf};
 

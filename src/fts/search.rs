@@ -135,13 +135,16 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
     })
 }
 
+/// An index term and its postings: `(doc, posting)`, sorted by doc.
+type TermPostings = (String, Vec<(String, Posting)>);
+
 /// The postings of each index term a query term stands for.
-fn postings_of(read: &ReadTxn, term: &QueryTerm) -> Result<Vec<(String, Vec<(String, Posting)>)>> {
+fn postings_of(read: &ReadTxn, term: &QueryTerm) -> Result<Vec<TermPostings>> {
     let prefix = match term {
         QueryTerm::Exact(token) => keys::pair_prefix(Tag::FtsPosting, token),
         QueryTerm::Prefix(start) => keys::simple(Tag::FtsPosting, start),
     };
-    let mut out: Vec<(String, Vec<(String, Posting)>)> = Vec::new();
+    let mut out: Vec<TermPostings> = Vec::new();
     for entry in read.version().scan(&prefix)? {
         let (key, value) = entry?;
         let (index_term, doc) = keys::split_pair(&key).ok_or_else(|| {

@@ -1,0 +1,163 @@
+//! Checkpoint: snapshotting 1,000,000 fingerprints, and commit latency while one runs
+//! (issue 6, goal 7).
+//!
+//! - `checkpoint_1m/walstore_checkpoint`: one upsert (outside the timing), then
+//!   `Store::checkpoint` of the 1,000,000-fingerprint store (cached in `target/bench-data/`):
+//!   writes the whole snapshot (temp, fdatasync, rename, directory fsync) and drops what
+//!   it makes unnecessary. Goal: at most 2× the baseline.
+//! - `checkpoint_1m/raw_write_fsync` (the baseline): write the same number of bytes as the
+//!   snapshot into a new file (1 MiB writes), then `fsync`.
+//! - Printed: durable-commit p50/p99 on one thread for a few seconds without a checkpoint,
+//!   then while checkpoints run back to back on another thread. Goal: p99 at most 2×.
+//!
+//! Run: `cargo bench --bench checkpoint`.
+#![allow(
+    missing_docs,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "criterion macros generate undocumented items; a bench fails loudly"
+)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use walstore::{Durability, Store};
+
+const N: u64 = 1_000_000;
+const LATENCY_RUN: Duration = Duration::from_secs(5);
+
+fn touch(store: &Store, i: u64, durability: Durability) {
+    let k = (i * 7_919) % N;
+    let mut txn = store.begin_write();
+    txn.set_durability(durability).put_fingerprint(
+        common::NS,
+        &common::path(k),
+        common::fingerprint(k, i),
+    );
+    txn.commit().expect("commit");
+}
+
+fn checkpoint(c: &mut Criterion) {
+    let dir = common::cached_store("fp-1m-write", N);
+    let store = Store::options()
+        .durability(Durability::Immediate)
+        .checkpoint_wal_bytes(0)
+        .open(&dir)
+        .expect("open store");
+    let mut i = 0u64;
+    touch(&store, i, Durability::None);
+    let report = store.checkpoint().expect("checkpoint");
+    let snapshot_bytes = report.bytes;
+    println!(
+        "checkpoint_1m: snapshot of {} entries, {:.1} MB",
+        report.entries,
+        snapshot_bytes as f64 / 1e6
+    );
+
+    let mut group = c.benchmark_group("checkpoint_1m");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("walstore_checkpoint", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                i += 1;
+                touch(&store, i, Durability::None);
+                let started = Instant::now();
+                let report = store.checkpoint().expect("checkpoint");
+                total += started.elapsed();
+                assert!(report.written, "a snapshot was written");
+            }
+            total
+        });
+    });
+
+    let raw_dir = common::bench_dir();
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut k = 0u64;
+    group.bench_function("raw_write_fsync", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                k += 1;
+                let path = raw_dir.path().join(format!("{k}.snap"));
+                let started = Instant::now();
+                let mut file = std::fs::File::create(&path).expect("create");
+                let mut left = snapshot_bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64) as usize;
+                    file.write_all(&chunk[..n]).expect("write");
+                    left -= n as u64;
+                }
+                file.sync_all().expect("fsync");
+                total += started.elapsed();
+                drop(file);
+                std::fs::remove_file(&path).expect("remove");
+            }
+            total
+        });
+    });
+    group.finish();
+
+    // Commit latency without, then with, a checkpoint running.
+    let mut without = Vec::new();
+    let end = Instant::now() + LATENCY_RUN;
+    while Instant::now() < end {
+        i += 1;
+        let started = Instant::now();
+        touch(&store, i, Durability::Immediate);
+        without.push(started.elapsed());
+    }
+    let stop = AtomicBool::new(false);
+    let mut checkpoints = 0u32;
+    let mut with = Vec::new();
+    std::thread::scope(|s| {
+        let checkpointer = s.spawn(|| {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                store.checkpoint().expect("checkpoint");
+                n += 1;
+            }
+            n
+        });
+        let end = Instant::now() + LATENCY_RUN;
+        while Instant::now() < end {
+            i += 1;
+            let started = Instant::now();
+            touch(&store, i, Durability::Immediate);
+            with.push(started.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        checkpoints = checkpointer.join().expect("checkpointer");
+    });
+    let p = |v: &mut Vec<Duration>, q| common::fmt_duration(common::quantile(v, q));
+    let p99_without = common::quantile(&mut without, 0.99);
+    let p99_with = common::quantile(&mut with, 0.99);
+    println!(
+        "checkpoint_1m: commit latency without a checkpoint: p50 {} p99 {} max {} ({} commits)",
+        p(&mut without, 0.5),
+        p(&mut without, 0.99),
+        p(&mut without, 1.0),
+        without.len()
+    );
+    println!(
+        "checkpoint_1m: commit latency during checkpoints:  p50 {} p99 {} max {} ({} commits, \
+         {checkpoints} checkpoints); p99 ratio {:.2}×",
+        p(&mut with, 0.5),
+        p(&mut with, 0.99),
+        p(&mut with, 1.0),
+        with.len(),
+        p99_with.as_secs_f64() / p99_without.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, checkpoint);
+criterion_main!(benches);

@@ -1,0 +1,66 @@
+//! `walstore checkpoint DIR [--json]`: take the lock, write a snapshot of the current
+//! state and drop the WAL it makes unnecessary.
+//!
+//! The library keeps the previous snapshot and the WAL since it (so a damaged newest
+//! snapshot can fall back): a segment goes once the snapshot before the newest covers it.
+
+use std::path::PathBuf;
+
+use walstore::{Durability, RecoveryMode};
+
+use crate::CliResult;
+use crate::open::{self, WriterOptions};
+use crate::output::{Out, bytes, shown};
+use crate::progress::Progress;
+
+/// Arguments of `checkpoint`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `checkpoint`.
+pub fn run(args: &Args) -> CliResult {
+    let report = {
+        let _progress = Progress::spinner(format!("checkpointing {}", args.dir.display()));
+        let store = open::writer(
+            &args.dir,
+            WriterOptions {
+                create: false,
+                durability: Durability::Immediate,
+                recovery: RecoveryMode::Strict,
+            },
+        )?;
+        let report = store.checkpoint()?;
+        store.close()?;
+        report
+    };
+    let mut out = Out::new();
+    if args.json {
+        out.json(&report)?;
+    } else if report.written {
+        out.line(format!(
+            "checkpoint of {} at lsn {}: snapshot of {} entries, {}",
+            shown(&args.dir),
+            report.lsn,
+            report.entries,
+            bytes(report.bytes)
+        ))?;
+        out.line(format!(
+            "  deleted {} WAL segments and {} old snapshots",
+            report.segments_deleted, report.snapshots_deleted
+        ))?;
+    } else {
+        out.line(format!(
+            "checkpoint of {}: nothing to do, the snapshot at lsn {} is current",
+            shown(&args.dir),
+            report.lsn
+        ))?;
+    }
+    out.finish()
+}

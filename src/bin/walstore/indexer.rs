@@ -1,0 +1,300 @@
+//! The reference indexer behind `walstore index`: walk a source tree, fingerprint each
+//! file, and commit only what changed, in batches. Each batch (files, their fingerprints,
+//! their FTS deltas and the run's progress counters) is one transaction, so a run killed
+//! at any moment loses nothing committed, and the next run resumes by fingerprints.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use walstore::{Fingerprint, ReadTxn, Store, WriteTxn};
+
+use crate::CliResult;
+use crate::failure::CliError;
+
+/// The fingerprint namespace of indexed source files.
+pub const NAMESPACE: &str = "code";
+/// The fingerprint namespace of files walked but not indexed (binary or too large), so
+/// an unchanged one is not read again.
+pub const SKIPPED_NAMESPACE: &str = "skipped";
+/// Metadata key of the run in progress (absent when none).
+pub const RUNNING_KEY: &str = "index.running";
+/// Metadata key of the last finished run.
+pub const LAST_RUN_KEY: &str = "index.last_run";
+/// Config key of the settings used.
+pub const SETTINGS_KEY: &str = "index.settings";
+/// Bytes of a file inspected to decide whether it is binary.
+const BINARY_SNIFF_BYTES: usize = 8 * 1024;
+
+/// How the indexer runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// The source tree (absolute).
+    pub src: PathBuf,
+    /// Files larger than this are skipped.
+    pub max_file_bytes: u64,
+    /// Files per transaction at most.
+    pub batch_files: usize,
+    /// Bytes of text per transaction at most (a batch closes once over it).
+    pub batch_bytes: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Files walked (after ignore rules).
+    pub scanned: u64,
+    /// Files indexed for the first time.
+    pub new: u64,
+    /// Files re-indexed because their content changed.
+    pub changed: u64,
+    /// Files whose documents and fingerprints were removed (gone, or now binary/too big).
+    pub removed: u64,
+    /// Files skipped because size and mtime (or the hash) were unchanged.
+    pub unchanged: u64,
+    /// Files skipped as binary or too large.
+    pub skipped: u64,
+    /// Bytes read from files.
+    pub bytes_read: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// When the run started, in ms since the epoch.
+    pub started_unix_ms: u64,
+    /// When it finished.
+    pub finished_unix_ms: u64,
+    /// Its duration in ms.
+    pub duration_ms: u64,
+    /// The store's lsn at the end.
+    pub lsn: u64,
+}
+
+/// Marks the run in progress: who, since when, how far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Running {
+    /// The indexing process.
+    pub pid: u32,
+    /// When it started, in ms since the epoch.
+    pub started_unix_ms: u64,
+    /// Files walked so far.
+    pub scanned: u64,
+}
+
+/// Runs one indexing pass of `settings.src` into `store`, calling `progress` per file.
+pub fn run(
+    store: &Store,
+    settings: &Settings,
+    store_dir: &Path,
+    progress: &dyn Fn(u64),
+) -> CliResult<RunSummary> {
+    let started = Instant::now();
+    let mut summary = RunSummary {
+        started_unix_ms: now_ms(),
+        ..RunSummary::default()
+    };
+    let mut batch = Batch::new(store, settings);
+    batch.txn.set_config_as(SETTINGS_KEY, settings)?;
+    let mut seen = std::collections::HashSet::new();
+    let store_dir = store_dir
+        .canonicalize()
+        .unwrap_or_else(|_| store_dir.to_path_buf());
+    let walker = ignore::WalkBuilder::new(&settings.src)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |entry| entry.path().canonicalize().map_or(true, |p| p != store_dir))
+        .build();
+    for entry in walker {
+        let entry = entry
+            .map_err(|e| CliError::failed(format!("walking {}: {e}", settings.src.display())))?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(key) = doc_key(&settings.src, entry.path()) else {
+            continue;
+        };
+        summary.scanned += 1;
+        progress(1);
+        seen.insert(key.clone());
+        batch.file(entry.path(), &key, &mut summary)?;
+        if batch.is_full() {
+            batch.commit(&mut summary)?;
+        }
+    }
+    for namespace in [NAMESPACE, SKIPPED_NAMESPACE] {
+        let gone: Vec<String> = {
+            let read = store.read();
+            let all: Vec<String> = read
+                .fingerprints(namespace)?
+                .map(|e| e.map(|(path, _)| path))
+                .collect::<walstore::Result<_>>()?;
+            all.into_iter()
+                .filter(|path| !seen.contains(path))
+                .collect()
+        };
+        for path in gone {
+            batch.txn.delete_fingerprint(namespace, &path);
+            if namespace == NAMESPACE {
+                batch.txn.remove_doc(&path);
+                summary.removed += 1;
+            }
+            batch.files += 1;
+            if batch.is_full() {
+                batch.commit(&mut summary)?;
+            }
+        }
+    }
+    summary.finished_unix_ms = now_ms();
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    batch.txn.delete_meta(RUNNING_KEY);
+    summary.commits += 1;
+    batch.txn.set_meta_as(LAST_RUN_KEY, &summary)?;
+    let txn = std::mem::replace(&mut batch.txn, store.begin_write());
+    summary.lsn = txn.commit()?;
+    Ok(summary)
+}
+
+/// The transaction being filled.
+struct Batch<'a> {
+    store: &'a Store,
+    settings: &'a Settings,
+    read: ReadTxn,
+    txn: WriteTxn,
+    files: usize,
+    bytes: u64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(store: &'a Store, settings: &'a Settings) -> Self {
+        Batch {
+            store,
+            settings,
+            read: store.read(),
+            txn: store.begin_write(),
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.files >= self.settings.batch_files || self.bytes >= self.settings.batch_bytes
+    }
+
+    /// Commits the batch with the run's progress, and starts the next one.
+    fn commit(&mut self, summary: &mut RunSummary) -> CliResult {
+        let running = Running {
+            pid: std::process::id(),
+            started_unix_ms: summary.started_unix_ms,
+            scanned: summary.scanned,
+        };
+        self.txn.set_meta_as(RUNNING_KEY, &running)?;
+        let txn = std::mem::replace(&mut self.txn, self.store.begin_write());
+        summary.lsn = txn.commit()?;
+        summary.commits += 1;
+        self.read = self.store.read();
+        self.files = 0;
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Adds one file's changes, if any.
+    fn file(&mut self, path: &Path, key: &str, summary: &mut RunSummary) -> CliResult {
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+        let (size, mtime) = (metadata.len(), mtime_ns(&metadata));
+        let old = self.read.fingerprint(NAMESPACE, key)?;
+        let old_skipped = self.read.fingerprint(SKIPPED_NAMESPACE, key)?;
+        let same = |fp: &Option<Fingerprint>| {
+            fp.as_ref()
+                .is_some_and(|fp| fp.size == size && fp.mtime == mtime)
+        };
+        if same(&old) {
+            summary.unchanged += 1;
+            return Ok(());
+        }
+        if same(&old_skipped) {
+            summary.skipped += 1;
+            return Ok(());
+        }
+        let text = if size > self.settings.max_file_bytes {
+            None
+        } else {
+            read_text(path, summary)?
+        };
+        self.files += 1;
+        let Some(text) = text else {
+            summary.skipped += 1;
+            if old.is_some() {
+                self.txn.delete_fingerprint(NAMESPACE, key).remove_doc(key);
+                summary.removed += 1;
+            }
+            self.txn.put_fingerprint(
+                SKIPPED_NAMESPACE,
+                key,
+                Fingerprint::new(Vec::new(), size, mtime)?,
+            );
+            return Ok(());
+        };
+        if old_skipped.is_some() {
+            self.txn.delete_fingerprint(SKIPPED_NAMESPACE, key);
+        }
+        let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes();
+        let fingerprint = Fingerprint::new(hash, size, mtime)?;
+        match &old {
+            Some(fp) if fp.hash == hash => summary.unchanged += 1,
+            Some(_) => {
+                summary.changed += 1;
+                self.txn.index_doc(key, &text);
+            }
+            None => {
+                summary.new += 1;
+                self.txn.index_doc(key, &text);
+            }
+        }
+        self.txn.put_fingerprint(NAMESPACE, key, fingerprint);
+        self.bytes += size;
+        Ok(())
+    }
+}
+
+/// The file's text, or `None` for a binary file (a NUL byte near the start).
+fn read_text(path: &Path, summary: &mut RunSummary) -> CliResult<Option<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        // Vanished or unreadable since the walk: not an error of the run.
+        Err(_) => return Ok(None),
+    };
+    summary.bytes_read += bytes.len() as u64;
+    if bytes.iter().take(BINARY_SNIFF_BYTES).any(|&b| b == 0) {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The document id of a file: its path relative to the source root, with `/`.
+pub fn doc_key(src: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(src).ok()?;
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Some(parts.join("/"))
+}
+
+/// Modification time in nanoseconds since the epoch (0 if unknown).
+pub fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads the settings a store was last indexed with.
+pub fn stored_settings(read: &ReadTxn) -> Option<Settings> {
+    read.config_as::<Settings>(SETTINGS_KEY).ok().flatten()
+}

@@ -1,0 +1,66 @@
+//! Opening a store the way each kind of command needs.
+//!
+//! Readers (dump, verify, stats, backup) take no lock, write nothing and never create
+//! DIR; a missing directory or one without store files is "not a store" (exit 1).
+//! Writers (import, recover, checkpoint) take the lock and fail at once (exit 1) when
+//! another process holds it; the library's error names the holder. A strict writer
+//! that meets corruption changes nothing (see [`strict_dry_run`]).
+
+use std::path::Path;
+
+use walstore::storage::FsStorage;
+use walstore::{Durability, RecoveryMode, Store};
+
+use crate::CliResult;
+
+/// Opens `dir` read-only.
+pub fn reader(dir: &Path) -> CliResult<Store> {
+    Ok(Store::options().read_only(true).open(dir)?)
+}
+
+/// How a writer opens the store.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Create DIR and a new store when missing (import only).
+    pub create: bool,
+    /// The default durability of commits.
+    pub durability: Durability,
+    /// What recovery does with mid-log corruption.
+    pub recovery: RecoveryMode,
+}
+
+/// Opens `dir` for writing: takes the lock and recovers.
+pub fn writer(dir: &Path, options: WriterOptions) -> CliResult<Store> {
+    Ok(writer_or_library_error(dir, options)?)
+}
+
+/// [`writer`], keeping the library's error for the caller to inspect.
+pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::Result<Store> {
+    if options.recovery == RecoveryMode::Strict {
+        strict_dry_run(dir)?;
+    }
+    Store::options()
+        .create(options.create)
+        .durability(options.durability)
+        .recovery(options.recovery)
+        .open(dir)
+}
+
+/// A writer's recovery removes stray temporaries and moves a damaged snapshot into
+/// `quarantine/` before it reaches corruption further on. So that a strict writer
+/// command changes nothing when it fails, a read-only recovery (which writes nothing)
+/// looks for corruption first. Skipped where there is no store yet (import creates
+/// one) and while another process holds the lock: the writer open then fails with
+/// "locked", which is the error the user must see.
+fn strict_dry_run(dir: &Path) -> walstore::Result<()> {
+    if walstore::lock_holder(&FsStorage, dir).is_ok_and(|holder| holder.is_some()) {
+        return Ok(());
+    }
+    match Store::options().read_only(true).open(dir) {
+        Err(
+            error @ (walstore::Error::Corrupt { .. } | walstore::Error::UnsupportedVersion { .. }),
+        ) => Err(error),
+        // Not a store yet, or an I/O error: the writer open decides and reports.
+        _ => Ok(()),
+    }
+}
