@@ -121,7 +121,8 @@ fn salvage_cuts_to_last_intact_transaction_and_quarantines_the_bytes() {
     let out = &run.stdout;
     assert!(out.contains("SALVAGED"), "{run:?}");
     assert!(out.contains(&format!("at offset {offset}")), "{run:?}");
-    assert!(out.contains("lsn 3..=6"), "{run:?}");
+    assert!(out.contains("lsn 2..=6"), "{run:?}");
+    assert!(out.contains("intact records 3..=6"), "{run:?}");
     assert!(
         out.contains(&format!("{offset}..{}", offset + cut.len() as u64)),
         "{run:?}"

@@ -13,6 +13,7 @@ use crate::progress::Progress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The source tree to index (`.gitignore` and hidden-file rules apply).
+    #[arg(default_value = ".")]
     pub src: PathBuf,
     /// The store directory (default: SRC/.walstore).
     #[arg(long)]

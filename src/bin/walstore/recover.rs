@@ -114,7 +114,7 @@ fn write_text(out: &mut Out, dir: &Path, report: &RecoveryReport, salvage: bool)
         out.line("created a new WAL segment")?;
     }
     match &report.salvage {
-        Some(cut) => write_salvage(out, cut)?,
+        Some(cut) => write_salvage(out, cut, report.lsn)?,
         None if salvage => out.line("salvage: no mid-log corruption, nothing cut")?,
         None if !repaired => out.line("nothing to repair")?,
         None => {}
@@ -122,7 +122,7 @@ fn write_text(out: &mut Out, dir: &Path, report: &RecoveryReport, salvage: bool)
     Ok(())
 }
 
-fn write_salvage(out: &mut Out, cut: &SalvageReport) -> CliResult {
+fn write_salvage(out: &mut Out, cut: &SalvageReport, lsn: u64) -> CliResult {
     out.line(format!(
         "SALVAGED: corruption in {} at offset {}: {}",
         shown(&cut.file),
@@ -131,9 +131,10 @@ fn write_salvage(out: &mut Out, cut: &SalvageReport) -> CliResult {
     ))?;
     match cut.lsn_range {
         Some((first, last)) => out.line(format!(
-            "  transactions cut: lsn {first}..={last} (intact records found in the cut bytes)"
+            "  transactions cut: lsn {}..={last} (the damaged one, then intact records {first}..={last} found in the cut bytes)",
+            lsn + 1
         ))?,
-        None => out.line("  transactions cut: no intact record in the cut bytes")?,
+        None => out.line(format!("  transactions cut: from lsn {} (no intact record in the cut bytes)", lsn + 1))?,
     }
     out.line(format!(
         "  bytes cut: {}..{} of the log from {} ({})",

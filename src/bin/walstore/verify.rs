@@ -77,13 +77,17 @@ fn location(problem: &Problem) -> String {
 
 fn write_text(out: &mut Out, report: &VerifyReport) -> CliResult {
     out.line(format!(
-        "checked {}: {} snapshots ({} entries), {} WAL segments ({} records); recovers to lsn {}",
+        "checked {}: {} snapshots ({} entries), {} WAL segments ({} records); {}",
         shown(&report.dir),
         report.snapshots_checked,
         report.snapshot_entries_checked,
         report.segments_checked,
         report.records_checked,
-        report.lsn
+        if report.is_corrupt() {
+            "does not recover as it is".to_owned()
+        } else {
+            format!("recovers to lsn {}", report.lsn)
+        }
     ))?;
     for problem in &report.problems {
         let kind = match problem.kind {
