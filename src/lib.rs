@@ -42,6 +42,7 @@ pub mod fts;
 pub mod header;
 pub mod model;
 pub mod recovery;
+pub mod run;
 pub mod snapshot;
 pub mod state;
 pub mod storage;
@@ -62,6 +63,7 @@ pub use fts::{DocTerms, FtsStats};
 pub use model::fingerprint::Fingerprint;
 pub use model::value::Value;
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
+pub use run::RunInfo;
 pub use store::{
     CheckpointReport, Durability, HEAD_FILE, LOCK_FILE, LockHolder, Options, RecoveryMode, Store,
     lock_holder, read_holder,

@@ -133,6 +133,16 @@ impl WriteTxn {
         self
     }
 
+    /// Records `run` as the indexing run in progress (start it, or update its progress).
+    pub fn set_run(&mut self, run: &crate::run::RunInfo) -> Result<&mut Self> {
+        self.set_meta_as(crate::run::RUN_KEY, run)
+    }
+
+    /// Clears the indexing run: it finished.
+    pub fn finish_run(&mut self) -> &mut Self {
+        self.delete_meta(crate::run::RUN_KEY)
+    }
+
     /// Number of buffered operations.
     pub fn len(&self) -> usize {
         self.ops.len()
@@ -299,6 +309,11 @@ impl ReadTxn {
     /// all from this view (see [`crate::fts::search`]).
     pub fn search(&self, query: &str, limit: usize) -> Result<crate::fts::search::SearchResults> {
         crate::fts::search::search(self, &crate::fts::search::Query::parse(query), limit)
+    }
+
+    /// The indexing run in progress as of this view, if any: results may be incomplete.
+    pub fn indexing(&self) -> Result<Option<crate::run::RunInfo>> {
+        self.meta_as(crate::run::RUN_KEY)
     }
 
     /// Index-wide totals (document count, token count).

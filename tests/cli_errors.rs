@@ -152,7 +152,8 @@ fn usage_errors_exit_2_with_one_error_line() {
         vec!["import", "x", "--checkpoint-every", "many"],
         vec!["backup", "x"],
         vec!["search", "x"],
-        vec!["index"],
+        vec!["index", "--batch-files", "0"],
+        vec!["watch"],
         vec!["search", "x", "q", "--limit", "ten"],
     ] {
         let run = walstore(&args).fails(2);

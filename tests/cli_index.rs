@@ -95,7 +95,7 @@ fn index_respects_ignore_rules_and_skips_binary_big_and_the_store() {
             .is_some(),
         "{dump}"
     );
-    assert!(dump["metadata"].get("index.running").is_none());
+    assert!(dump["metadata"].get("walstore.indexing").is_none());
     assert_eq!(dump["config"]["index.settings"]["max_file_bytes"], 4096);
 }
 
@@ -212,7 +212,7 @@ fn docs_and_paths(dir: &Path) -> (Vec<String>, Vec<String>) {
 fn killed_mid_run_then_rerun_equals_a_fresh_full_index() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("tree");
-    big_tree(&src, 1500);
+    big_tree(&src, 3000);
     let store = tmp.path().join("store");
     let mut child = Command::new(env!("CARGO_BIN_EXE_walstore"))
         .args([
@@ -232,15 +232,31 @@ fn killed_mid_run_then_rerun_equals_a_fresh_full_index() {
     let mut views = 0;
     loop {
         assert!(Instant::now() < deadline, "indexer made no progress");
+        // A live reader: cheap refreshes, so the kill lands mid-run.
         if let Ok(reader) = walstore::Store::open_read_only(&store) {
-            let (docs, paths) = docs_and_paths(&store);
-            assert_eq!(docs, paths, "a reader never sees half a batch");
-            views += 1;
-            if reader.lsn() >= 5 {
-                break;
+            loop {
+                assert!(Instant::now() < deadline, "indexer made no progress");
+                let lsn = reader.refresh().expect("refresh");
+                let read = reader.read();
+                let docs: Vec<String> = read
+                    .docs()
+                    .expect("docs")
+                    .map(|d| d.expect("doc"))
+                    .collect();
+                let paths: Vec<String> = read
+                    .fingerprints("code")
+                    .expect("fps")
+                    .map(|e| e.expect("fp").0)
+                    .collect();
+                assert_eq!(docs, paths, "a reader never sees half a batch");
+                views += 1;
+                if lsn >= 3 {
+                    break;
+                }
             }
+            break;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
@@ -253,12 +269,23 @@ fn killed_mid_run_then_rerun_equals_a_fresh_full_index() {
         partial.len()
     );
     assert!(
-        interrupted["metadata"].get("index.running").is_some(),
+        interrupted["metadata"].get("walstore.indexing").is_some(),
         "the interrupted run is visible"
+    );
+    let stats = walstore(&["stats", s(&store)]).ok();
+    assert!(
+        stats.stdout.contains("INTERRUPTED"),
+        "stats names the dead run: {}",
+        stats.stdout
     );
     let summary = walstore(&["index", s(&src), "--store", s(&store), "--json"])
         .ok()
         .json();
+    assert_eq!(
+        summary["resumed_run"]["planned_files"].as_u64(),
+        Some(3000),
+        "the rerun resumed it: {summary}"
+    );
     assert_eq!(
         summary["unchanged"].as_u64(),
         Some(partial.len() as u64),

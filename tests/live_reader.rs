@@ -149,3 +149,45 @@ fn a_deleted_or_replaced_store_is_reported() {
         );
     });
 }
+
+#[test]
+fn refresh_reads_records_larger_than_its_read_chunk() {
+    for_each_backend(|backend| {
+        let writer = backend.open();
+        commit_step(&writer, 1);
+        let reader = backend
+            .options()
+            .read_only(true)
+            .open(&backend.dir)
+            .expect("reader");
+        let big: String = (0..40_000).map(|i| format!("w{i} ")).collect();
+        for i in 0..3u64 {
+            let mut txn = writer.begin_write();
+            txn.index_doc(&format!("big{i}"), &big);
+            txn.commit().expect("commit");
+        }
+        assert_eq!(reader.refresh().expect("refresh"), 4, "[{}]", backend.name);
+        assert_eq!(
+            reader.read().postings("w39999").expect("postings").count(),
+            3
+        );
+    });
+}
+
+/// Regression: a reader that opened a store still being created (only `LOCK` so far)
+/// adopts the store's id when its first segment appears, instead of calling it replaced.
+#[test]
+fn a_reader_of_a_store_being_created_follows_it() {
+    let backend = Backend::fs();
+    std::fs::create_dir_all(&backend.dir).expect("mkdir");
+    std::fs::write(backend.dir.join(walstore::LOCK_FILE), b"").expect("LOCK");
+    let reader = backend
+        .options()
+        .read_only(true)
+        .open(&backend.dir)
+        .expect("reader of an empty store");
+    assert_eq!(reader.lsn(), 0);
+    let writer = backend.open();
+    commit_step(&writer, 1);
+    assert_eq!(reader.refresh().expect("refresh"), 1);
+}

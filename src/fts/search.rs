@@ -95,6 +95,8 @@ pub struct SearchResults {
     pub total_matches: usize,
     /// The index terms the query used (prefixes expanded).
     pub terms: Vec<String>,
+    /// The indexing run in progress in the searched view: results may be incomplete.
+    pub indexing: Option<crate::run::RunInfo>,
 }
 
 /// Runs `query` against `read`, returning at most `limit` hits.
@@ -132,6 +134,7 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
         hits,
         total_matches,
         terms: used_terms,
+        indexing: read.indexing()?,
     })
 }
 

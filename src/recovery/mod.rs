@@ -48,6 +48,8 @@ pub(crate) struct Recovered {
     pub active: Option<ActiveSegment>,
     /// Where a reader continues tailing the WAL: `(segment first lsn, offset)`.
     pub tail: Option<(u64, u64)>,
+    /// A failed fdatasync of the replayed records: the writer must open poisoned.
+    pub sync_error: Option<Error>,
     pub report: RecoveryReport,
 }
 
@@ -61,6 +63,7 @@ struct Ctx<'a> {
     limit: u64,
     tail: Option<(u64, u64)>,
     damaged_snapshots: Vec<PathBuf>,
+    sync_error: Option<Error>,
     report: RecoveryReport,
 }
 
@@ -93,6 +96,7 @@ pub(crate) fn recover_up_to(
         limit,
         tail: None,
         damaged_snapshots: Vec::new(),
+        sync_error: None,
         report: RecoveryReport::default(),
     };
     if writer {
@@ -150,6 +154,7 @@ pub(crate) fn recover_up_to(
         store_id,
         active,
         tail: ctx.tail,
+        sync_error: ctx.sync_error,
         report: ctx.report,
     })
 }
@@ -539,8 +544,11 @@ impl Ctx<'_> {
             // The records replayed may sit only in the page cache (the last process died
             // before its fsync, or wrote with Durability::None): make them durable before
             // anything claims, through `durable_lsn`, that they are.
-            file.sync_data()
-                .map_err(|e| Error::io("fdatasync", &scanned.path, e))?;
+            // If that fails (a full disk that must still allocate the cached blocks), the
+            // store opens poisoned: it reads, but acknowledges nothing.
+            if let Err(e) = file.sync_data() {
+                self.sync_error = Some(Error::io("fdatasync", &scanned.path, e));
+            }
             let write_offset = match (&self.report.torn_tail, &self.report.salvage) {
                 (Some(torn), _) if torn.file == scanned.path => torn.offset,
                 (_, Some(salvage)) if salvage.file == scanned.path => salvage.offset,

@@ -35,6 +35,9 @@ pub struct RecoveryReport {
     pub quarantined: Vec<PathBuf>,
     /// What salvage cut, in [`crate::RecoveryMode::Salvage`].
     pub salvage: Option<SalvageReport>,
+    /// An indexing run recorded as in progress when a writer opened the store: its
+    /// process died before finishing it (the writer lock is exclusive).
+    pub interrupted_run: Option<crate::run::RunInfo>,
     /// Whether a new WAL segment was created.
     pub created_segment: bool,
     /// Time recovery took.

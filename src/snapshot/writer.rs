@@ -76,6 +76,23 @@ pub fn write<I>(
 where
     I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 {
+    write_noting_sync_failure(storage, dir, store_id, lsn, entries, &mut false)
+}
+
+/// [`write`], setting `sync_failed` when the failure was the file's `fdatasync` or the
+/// directory's `fsync`: what they covered may never reach the disk, and a later sync
+/// would not tell (fsyncgate), so the caller must not go on as if nothing happened.
+pub(crate) fn write_noting_sync_failure<I>(
+    storage: &dyn Storage,
+    dir: &Path,
+    store_id: StoreId,
+    lsn: u64,
+    entries: I,
+    sync_failed: &mut bool,
+) -> Result<Written>
+where
+    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+{
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
     if storage
@@ -91,8 +108,10 @@ where
         .map_err(|e| Error::io("create", &tmp, e))?;
     let result =
         write_body(file.as_ref(), &tmp, store_id, lsn, entries).and_then(|(entries, bytes)| {
-            file.sync_data()
-                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            file.sync_data().map_err(|e| {
+                *sync_failed = true;
+                Error::io("fdatasync", &tmp, e)
+            })?;
             Ok((entries, bytes))
         });
     drop(file);
@@ -107,9 +126,10 @@ where
         let _ = storage.remove_file(&tmp);
         return Err(Error::io("rename", &tmp, error));
     }
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    storage.sync_dir(dir).map_err(|e| {
+        *sync_failed = true;
+        Error::io("fsync directory", dir, e)
+    })?;
     Ok(Written {
         path,
         entries,

@@ -68,14 +68,16 @@ impl Inner {
             log.working.clone()
         };
         let lsn = frozen.lsn;
+        let mut sync_failed = false;
         let written = frozen.scan(&[]).and_then(|scan| {
             let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
-            snapshot::writer::write(
+            snapshot::writer::write_noting_sync_failure(
                 self.storage.as_ref(),
                 &self.dir,
                 self.store_id,
                 lsn,
                 entries,
+                &mut sync_failed,
             )
         });
         let installed = written.and_then(|written| {
@@ -85,7 +87,13 @@ impl Inner {
         let (written, opened) = match installed {
             Ok(done) => done,
             Err(error) => {
-                self.log.lock().working.thaw();
+                let mut log = self.log.lock();
+                log.working.thaw();
+                if sync_failed {
+                    // Never retry a failed fsync (fsyncgate): poison, as a failed WAL sync does.
+                    let last = log.written_lsn;
+                    self.poison(&mut log, &error, last);
+                }
                 return Err(error);
             }
         };
@@ -128,10 +136,14 @@ impl Inner {
                 removed.0 += 1;
             }
         }
-        if removed != (0, 0) {
-            self.storage
-                .sync_dir(&self.dir)
-                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        if removed != (0, 0)
+            && let Err(e) = self.storage.sync_dir(&self.dir)
+        {
+            let error = Error::io("fsync directory", &self.dir, e);
+            let mut log = self.log.lock();
+            let last = log.written_lsn;
+            self.poison(&mut log, &error, last);
+            return Err(error);
         }
         Ok(removed)
     }

@@ -50,6 +50,10 @@ pub(crate) struct Log {
     pub wal_bytes_since_checkpoint: u64,
     /// A reader's position in the WAL: `(segment first lsn, offset of the next record)`.
     pub tail: Option<(u64, u64)>,
+    /// The store id a reader follows; `None` while the store it opened had no file yet.
+    pub reader_store_id: Option<crate::header::StoreId>,
+    /// Offset in the active segment up to which its bytes are known durable.
+    pub synced_offset: u64,
 }
 
 /// A queued transaction.
@@ -194,16 +198,19 @@ impl Inner {
             return Err(Error::Poisoned);
         };
         log.leader = true;
+        let synced_offset = log.synced_offset;
         let result = MutexGuard::unlocked(&mut log, || {
-            segment
-                .file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", &segment.path, e))
+            segment.file.sync_data().map_err(|e| {
+                discard_unsynced(&segment, synced_offset);
+                Error::io("fdatasync", &segment.path, e)
+            })
         });
+        let written_offset = segment.write_offset;
         log.segment = Some(segment);
         log.leader = false;
         match result {
             Ok(()) => {
+                log.synced_offset = written_offset;
                 log.durable_lsn = log.durable_lsn.max(target);
                 self.log_cond.notify_all();
                 Ok(())
@@ -236,19 +243,31 @@ impl Inner {
         };
         let sync = queued.iter().any(|q| q.sync);
         let unsynced_before = log.written_lsn > log.durable_lsn;
+        let synced_offset = log.synced_offset;
         log.leader = true;
         let result = MutexGuard::unlocked(log, || {
-            let written = self.write_group(&mut segment, &batch, first, sync, unsynced_before)?;
+            let written = self.write_group(
+                &mut segment,
+                &batch,
+                first,
+                sync,
+                unsynced_before,
+                synced_offset,
+            )?;
             self.publish_head(last);
             Ok(written)
         });
         log.leader = false;
         match result {
             Ok(new_segment) => {
+                if new_segment.is_some() {
+                    log.synced_offset = crate::header::HEADER_BYTES as u64;
+                }
                 log.segment = Some(new_segment.unwrap_or(segment));
                 log.written_lsn = last;
                 if sync {
                     log.durable_lsn = last;
+                    log.synced_offset = log.segment.as_ref().map_or(0, |s| s.write_offset);
                 }
                 log.wal_bytes_since_checkpoint += batch.len() as u64;
                 if let Err(error) = apply(&mut log.working, &queued) {
@@ -287,16 +306,17 @@ impl Inner {
         first_lsn: u64,
         sync: bool,
         unsynced_before: bool,
+        synced_offset: u64,
     ) -> Result<Option<ActiveSegment>> {
         let mut rotated = None;
         let full = segment.write_offset + batch.len() as u64 > self.options.segment_bytes;
         if full && segment.write_offset > crate::header::HEADER_BYTES as u64 {
             // A segment is durable before the next one exists (recovery case 7).
             if unsynced_before {
-                segment
-                    .file
-                    .sync_data()
-                    .map_err(|e| Error::io("fdatasync", &segment.path, e))?;
+                segment.file.sync_data().map_err(|e| {
+                    discard_unsynced(segment, synced_offset);
+                    Error::io("fdatasync", &segment.path, e)
+                })?;
             }
             rotated = Some(segment::create(
                 self.storage.as_ref(),
@@ -306,17 +326,28 @@ impl Inner {
                 self.options.segment_bytes,
             )?);
         }
+        let target_synced = match rotated {
+            Some(_) => crate::header::HEADER_BYTES as u64,
+            None => synced_offset,
+        };
         let target = rotated.as_mut().unwrap_or(segment);
-        target
+        let written = target
             .file
             .write_all_at(batch, target.write_offset)
-            .map_err(|e| Error::io("write", &target.path, e))?;
-        target.write_offset += batch.len() as u64;
-        if sync {
-            target
-                .file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync", &target.path, e))?;
+            .map_err(|e| Error::io("write", &target.path, e))
+            .and_then(|()| {
+                target.write_offset += batch.len() as u64;
+                match sync {
+                    true => target
+                        .file
+                        .sync_data()
+                        .map_err(|e| Error::io("fdatasync", &target.path, e)),
+                    false => Ok(()),
+                }
+            });
+        if let Err(error) = written {
+            discard_unsynced(target, target_synced);
+            return Err(error);
         }
         self.check_not_gone()?;
         Ok(rotated)
@@ -340,6 +371,19 @@ impl Inner {
         log.failure = Some(Failure::from_error(error, last_lsn));
         self.poisoned.store(true, Ordering::Release);
         self.log_cond.notify_all();
+    }
+}
+
+/// After a failed write or fdatasync, cuts the segment back to what is known durable (best
+/// effort: the store is poisoned anyway). The kernel may keep the failed bytes in the page
+/// cache, marked clean, and never write them (fsyncgate): a store reopened in the same
+/// boot would read them, replay transactions that are not durable, and append records
+/// whose `durable_lsn` claims they are, which a power loss then turns into corruption.
+/// Only never-acknowledged bytes are cut: an `Immediate` commit is acknowledged only after
+/// an fdatasync that covered it succeeded.
+fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
+    if synced_offset < segment.write_offset {
+        let _ = segment.file.set_len(synced_offset);
     }
 }
 

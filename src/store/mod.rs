@@ -137,8 +137,26 @@ impl Store {
         } else {
             None
         };
+        // Names recovery found may not be durable yet (a rename whose directory fsync
+        // failed in the previous process): make them so before anything builds on them.
+        // If that fails, the store opens poisoned: it reads, but acknowledges nothing.
+        let names_synced = match writer {
+            true => storage
+                .sync_dir(dir)
+                .map_err(|e| Error::io("fsync directory", dir, e)),
+            false => Ok(()),
+        };
+        let synced_offset = recovered.active.as_ref().map_or(0, |a| a.write_offset);
+        let recovered_sync_error = recovered.sync_error;
         let version = recovered.version;
         let lsn = version.lsn;
+        let mut report = recovered.report;
+        if writer {
+            report.interrupted_run = ReadTxn::new(Arc::new(version.clone()))
+                .indexing()
+                .ok()
+                .flatten();
+        }
         let log = Log {
             next_lsn: lsn + 1,
             written_lsn: lsn,
@@ -151,6 +169,9 @@ impl Store {
             failure: None,
             wal_bytes_since_checkpoint: 0,
             tail: recovered.tail,
+            reader_store_id: (report.segments_read > 0 || report.snapshot.is_some())
+                .then_some(recovered.store_id),
+            synced_offset,
         };
         let background_checkpoints =
             writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
@@ -171,6 +192,13 @@ impl Store {
             head,
             _lock: lock,
         });
+        if let Some(error) = recovered_sync_error
+            .as_ref()
+            .or(names_synced.as_ref().err())
+        {
+            let mut log = inner.log.lock();
+            inner.poison(&mut log, error, lsn);
+        }
         let checkpointer = if background_checkpoints {
             let weak = Arc::downgrade(&inner);
             let spawned = std::thread::Builder::new()
@@ -183,7 +211,7 @@ impl Store {
         Ok(Store {
             inner,
             checkpointer,
-            report: recovered.report,
+            report,
         })
     }
 
@@ -207,7 +235,34 @@ impl Store {
     /// the WAL, following checkpoints) and returns its new lsn, which never decreases.
     /// A writer's handle is always current; this returns its lsn.
     pub fn refresh(&self) -> Result<u64> {
-        self.inner.refresh()
+        self.inner.refresh(&mut |_, _| {})
+    }
+
+    /// [`Store::refresh`], calling `on_commit(lsn, ops)` for each transaction read from
+    /// the WAL, in lsn order (a reload from a newer snapshot skips what it covers).
+    pub fn refresh_with(
+        &self,
+        on_commit: &mut dyn FnMut(u64, &[crate::model::op::Op]),
+    ) -> Result<u64> {
+        self.inner.refresh(on_commit)
+    }
+
+    /// Refreshes until no indexing run is in progress or `timeout` passes; returns the
+    /// run still in progress, if any.
+    pub fn wait_for_indexing(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<crate::run::RunInfo>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.refresh()?;
+            let run = self.read().indexing()?;
+            let now = std::time::Instant::now();
+            if run.is_none() || now >= deadline {
+                return Ok(run);
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(10)));
+        }
     }
 
     /// Writes a snapshot of the current state and drops the WAL it makes unnecessary.

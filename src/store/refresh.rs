@@ -24,25 +24,28 @@ use crate::recovery;
 use crate::storage::OpenMode;
 use crate::wal::{record, segment};
 
-/// Largest read of new WAL bytes in one step.
-const READ_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+/// First read of new WAL bytes in one step. Segments are preallocated, so reading to
+/// the file's length would read megabytes of zeros on every refresh; a larger read
+/// happens only when one record needs it or the chunk was all records.
+const READ_CHUNK_BYTES: u64 = 64 * 1024;
 
 impl Inner {
     /// The highest lsn a reader may apply now.
-    pub(crate) fn visible_limit(&self) -> u64 {
+    pub(crate) fn visible_limit(&self, store_id: Option<crate::header::StoreId>) -> u64 {
         let lock = self.dir.join(super::LOCK_FILE);
         if !self.storage.is_locked(&lock).unwrap_or(false) {
             return u64::MAX;
         }
         match head::read(self.storage.as_ref(), &self.dir) {
-            Some((store_id, lsn)) if store_id == self.store_id => lsn,
+            Some((found, lsn)) if store_id.is_none_or(|id| id == found) => lsn,
             // A writer that has not published yet: nothing new is visible.
             _ => 0,
         }
     }
 
-    /// See the module docs. Returns the handle's lsn after the refresh.
-    pub(crate) fn refresh(&self) -> Result<u64> {
+    /// See the module docs. Returns the handle's lsn after the refresh. `on_commit` sees
+    /// each transaction read from the WAL (not those a reload from a snapshot skips).
+    pub(crate) fn refresh(&self, on_commit: &mut dyn FnMut(u64, &[Op])) -> Result<u64> {
         if !self.read_only {
             return Ok(self.published.read().lsn);
         }
@@ -52,7 +55,7 @@ impl Inner {
                 dir: self.dir.clone(),
             });
         }
-        let limit = self.visible_limit();
+        let limit = self.visible_limit(log.reader_store_id);
         let before = log.working.lsn;
         loop {
             let Some((first_lsn, offset)) = log.tail else {
@@ -71,24 +74,38 @@ impl Inner {
             let mut header = [0u8; HEADER_BYTES];
             file.read_exact_at(&mut header, 0)
                 .map_err(|e| Error::io("read", &path, e))?;
-            if FileHeader::decode(&header, SEGMENT_MAGIC, &path)?.store_id != self.store_id {
+            let found = FileHeader::decode(&header, SEGMENT_MAGIC, &path)?.store_id;
+            // A reader that opened a store still being created adopts its first id.
+            if *log.reader_store_id.get_or_insert(found) != found {
                 return Err(Error::StoreGone {
                     dir: self.dir.clone(),
                 });
             }
             let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-            let want = len.saturating_sub(offset).min(READ_CHUNK_BYTES);
-            let mut bytes = vec![0u8; usize::try_from(want).unwrap_or(0)];
-            file.read_exact_at(&mut bytes, offset)
-                .map_err(|e| Error::io("read", &path, e))?;
-            let (consumed, stopped_at_limit) =
-                apply_records(&mut log, &bytes, limit, &path, offset)?;
-            log.tail = Some((first_lsn, offset + consumed));
-            if stopped_at_limit {
+            let mut offset = offset;
+            let mut chunk = READ_CHUNK_BYTES;
+            let stop = loop {
+                let want = len.saturating_sub(offset).min(chunk);
+                let mut bytes = vec![0u8; usize::try_from(want).unwrap_or(0)];
+                file.read_exact_at(&mut bytes, offset)
+                    .map_err(|e| Error::io("read", &path, e))?;
+                let (consumed, stop) =
+                    apply_records(&mut log, &bytes, limit, &path, offset, on_commit)?;
+                offset += consumed;
+                log.tail = Some((first_lsn, offset));
+                match stop {
+                    // The chunk ended inside a record: read that whole record next.
+                    Stop::Invalid(record::Invalid::Truncated { needed, available })
+                        if consumed + available == want && offset + needed <= len =>
+                    {
+                        chunk = chunk.max(needed);
+                    }
+                    Stop::Invalid(_) if consumed > 0 && want == chunk => {}
+                    stop => break stop,
+                }
+            };
+            if matches!(stop, Stop::Limit) {
                 break;
-            }
-            if consumed > 0 && want == READ_CHUNK_BYTES {
-                continue;
             }
             let next_lsn = log.working.lsn + 1;
             let next = self.dir.join(segment::file_name(next_lsn));
@@ -118,7 +135,8 @@ impl Inner {
             false,
             limit,
         )?;
-        if recovered.store_id != self.store_id {
+        let known = recovered.report.segments_read > 0 || recovered.report.snapshot.is_some();
+        if known && *log.reader_store_id.get_or_insert(recovered.store_id) != recovered.store_id {
             return Err(Error::StoreGone {
                 dir: self.dir.clone(),
             });
@@ -131,25 +149,37 @@ impl Inner {
     }
 }
 
+/// Why [`apply_records`] stopped.
+enum Stop {
+    /// The next record is above the visible limit.
+    Limit,
+    /// The bytes at the stop are not the next valid record (yet).
+    Invalid(record::Invalid),
+    /// The next valid record has an unexpected lsn, or the bytes ran out.
+    Other,
+}
+
 /// Applies the valid records at the start of `bytes` up to `limit`. Returns the bytes
-/// consumed and whether the limit stopped it.
+/// consumed and why it stopped.
 fn apply_records(
     log: &mut Log,
     bytes: &[u8],
     limit: u64,
     path: &std::path::Path,
     base: u64,
-) -> Result<(u64, bool)> {
+    on_commit: &mut dyn FnMut(u64, &[Op]),
+) -> Result<(u64, Stop)> {
     let mut pos = 0usize;
-    while let Some(rest) = bytes.get(pos..) {
-        let Ok((header, payload)) = record::decode(rest) else {
-            break;
+    while let Some(rest) = bytes.get(pos..).filter(|rest| !rest.is_empty()) {
+        let (header, payload) = match record::decode(rest) {
+            Ok(decoded) => decoded,
+            Err(invalid) => return Ok((pos as u64, Stop::Invalid(invalid))),
         };
         if header.lsn != log.working.lsn + 1 {
             break;
         }
         if header.lsn > limit {
-            return Ok((pos as u64, true));
+            return Ok((pos as u64, Stop::Limit));
         }
         let ops: Vec<Op> = postcard::from_bytes(payload).map_err(|e| {
             Error::corrupt(
@@ -162,7 +192,8 @@ fn apply_records(
             op.apply(&mut log.working)?;
         }
         log.working.lsn = header.lsn;
+        on_commit(header.lsn, &ops);
         pos += record::framed_len(payload.len()) as usize;
     }
-    Ok((pos as u64, false))
+    Ok((pos as u64, Stop::Other))
 }

@@ -57,13 +57,24 @@ pub fn run(args: &Args) -> CliResult {
         batch_bytes: 16 * 1024 * 1024,
     };
     let progress = Progress::counter("indexing");
-    let summary = indexer::run(&store, &settings, &store_dir, &|n| progress.inc(n))?;
+    let mut summary = indexer::run(&store, &settings, &store_dir, &|n| progress.inc(n))?;
+    summary.resumed_run = store.recovery_report().interrupted_run.clone();
     drop(progress);
     store.close()?;
     let mut out = Out::new();
     if args.json {
         out.json(&summary)?;
     } else {
+        if let Some(run) = &summary.resumed_run {
+            out.line(format!(
+                "resumed a run interrupted after {} of {} files (pid {} on host {}, started {} UTC)",
+                run.done_files,
+                run.planned_files.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                run.pid,
+                run.host,
+                walstore::format_unix_ms(run.started_unix_ms)
+            ))?;
+        }
         out.line(summary_line(&settings, &summary))?;
     }
     out.finish()

@@ -17,8 +17,6 @@ pub const NAMESPACE: &str = "code";
 /// The fingerprint namespace of files walked but not indexed (binary or too large), so
 /// an unchanged one is not read again.
 pub const SKIPPED_NAMESPACE: &str = "skipped";
-/// Metadata key of the run in progress (absent when none).
-pub const RUNNING_KEY: &str = "index.running";
 /// Metadata key of the last finished run.
 pub const LAST_RUN_KEY: &str = "index.last_run";
 /// Config key of the settings used.
@@ -66,17 +64,8 @@ pub struct RunSummary {
     pub duration_ms: u64,
     /// The store's lsn at the end.
     pub lsn: u64,
-}
-
-/// Marks the run in progress: who, since when, how far.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Running {
-    /// The indexing process.
-    pub pid: u32,
-    /// When it started, in ms since the epoch.
-    pub started_unix_ms: u64,
-    /// Files walked so far.
-    pub scanned: u64,
+    /// The interrupted run this one resumed, if the last one never finished.
+    pub resumed_run: Option<walstore::RunInfo>,
 }
 
 /// Runs one indexing pass of `settings.src` into `store`, calling `progress` per file.
@@ -94,27 +83,15 @@ pub fn run(
     let mut batch = Batch::new(store, settings);
     batch.txn.set_config_as(SETTINGS_KEY, settings)?;
     let mut seen = std::collections::HashSet::new();
-    let store_dir = store_dir
-        .canonicalize()
-        .unwrap_or_else(|_| store_dir.to_path_buf());
-    let walker = ignore::WalkBuilder::new(&settings.src)
-        .require_git(false)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |entry| entry.path().canonicalize().map_or(true, |p| p != store_dir))
-        .build();
-    for entry in walker {
-        let entry = entry
-            .map_err(|e| CliError::failed(format!("walking {}: {e}", settings.src.display())))?;
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let Some(key) = doc_key(&settings.src, entry.path()) else {
-            continue;
-        };
+    // Walk first, so the run records how many files it plans to look at.
+    let files = walk(settings, store_dir)?;
+    batch.run = walstore::RunInfo::start(Some(files.len() as u64));
+    batch.txn.set_run(&batch.run)?;
+    for (path, key) in files {
         summary.scanned += 1;
         progress(1);
         seen.insert(key.clone());
-        batch.file(entry.path(), &key, &mut summary)?;
+        batch.file(&path, &key, &mut summary)?;
         if batch.is_full() {
             batch.commit(&mut summary)?;
         }
@@ -144,7 +121,7 @@ pub fn run(
     }
     summary.finished_unix_ms = now_ms();
     summary.duration_ms = started.elapsed().as_millis() as u64;
-    batch.txn.delete_meta(RUNNING_KEY);
+    batch.txn.finish_run();
     summary.commits += 1;
     batch.txn.set_meta_as(LAST_RUN_KEY, &summary)?;
     let txn = std::mem::replace(&mut batch.txn, store.begin_write());
@@ -160,6 +137,7 @@ struct Batch<'a> {
     txn: WriteTxn,
     files: usize,
     bytes: u64,
+    run: walstore::RunInfo,
 }
 
 impl<'a> Batch<'a> {
@@ -171,6 +149,7 @@ impl<'a> Batch<'a> {
             txn: store.begin_write(),
             files: 0,
             bytes: 0,
+            run: walstore::RunInfo::start(None),
         }
     }
 
@@ -180,12 +159,8 @@ impl<'a> Batch<'a> {
 
     /// Commits the batch with the run's progress, and starts the next one.
     fn commit(&mut self, summary: &mut RunSummary) -> CliResult {
-        let running = Running {
-            pid: std::process::id(),
-            started_unix_ms: summary.started_unix_ms,
-            scanned: summary.scanned,
-        };
-        self.txn.set_meta_as(RUNNING_KEY, &running)?;
+        self.run.done_files = summary.scanned;
+        self.txn.set_run(&self.run)?;
         let txn = std::mem::replace(&mut self.txn, self.store.begin_write());
         summary.lsn = txn.commit()?;
         summary.commits += 1;
@@ -253,6 +228,32 @@ impl<'a> Batch<'a> {
         self.bytes += size;
         Ok(())
     }
+}
+
+/// The files under `settings.src` that the run looks at, with their document ids, in
+/// path order: `.gitignore`, `.ignore` and hidden-file rules apply, and the store
+/// directory itself is never walked.
+fn walk(settings: &Settings, store_dir: &Path) -> CliResult<Vec<(PathBuf, String)>> {
+    let store_dir = store_dir
+        .canonicalize()
+        .unwrap_or_else(|_| store_dir.to_path_buf());
+    let walker = ignore::WalkBuilder::new(&settings.src)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |entry| entry.path().canonicalize().map_or(true, |p| p != store_dir))
+        .build();
+    let mut files = Vec::new();
+    for entry in walker {
+        let entry = entry
+            .map_err(|e| CliError::failed(format!("walking {}: {e}", settings.src.display())))?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        if let Some(key) = doc_key(&settings.src, entry.path()) {
+            files.push((entry.into_path(), key));
+        }
+    }
+    Ok(files)
 }
 
 /// The file's text, or `None` for a binary file (a NUL byte near the start).

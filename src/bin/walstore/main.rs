@@ -22,6 +22,7 @@ mod search;
 mod stats;
 mod strict_json;
 mod verify;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,8 @@ enum Command {
     Index(index::Args),
     /// Search the full-text index with BM25 (read-only).
     Search(search::Args),
+    /// Print one line per new commit as it lands: `lsn <N> <summary>` (read-only).
+    Watch(watch::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::run(&args),
         Command::Index(args) => index::run(&args),
         Command::Search(args) => search::run(&args),
+        Command::Watch(args) => watch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

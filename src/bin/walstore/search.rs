@@ -24,20 +24,30 @@ pub struct Args {
     /// Most hits shown.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
-    /// Print `{"hits": [{"doc": D, "score": F}, ...], "lsn": N}`.
+    /// Print `{"hits": [{"doc": D, "score": F}, ...], "lsn": N, "indexing": RUN|null}`.
     #[arg(long)]
     pub json: bool,
+    /// If an indexing run is in progress, wait up to this many seconds for it to finish.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_for_index: Option<f64>,
 }
 
 #[derive(Serialize)]
 struct JsonResults<'a> {
     hits: &'a [Hit],
     lsn: u64,
+    indexing: Option<&'a walstore::RunInfo>,
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> CliResult {
     let store = open::reader(&args.dir)?;
+    if let Some(seconds) = args.wait_for_index {
+        let wait = std::time::Duration::try_from_secs_f64(seconds).map_err(|e| {
+            crate::failure::CliError::usage(format!("--wait-for-index {seconds}: {e}"))
+        })?;
+        store.wait_for_indexing(wait)?;
+    }
     let read = store.read();
     let results = read.search(&args.query, args.limit)?;
     let mut out = Out::new();
@@ -46,8 +56,17 @@ pub fn run(args: &Args) -> CliResult {
             .json(&JsonResults {
                 hits: &results.hits,
                 lsn: results.lsn,
+                indexing: results.indexing.as_ref(),
             })
             .and_then(|()| out.finish());
+    }
+    if let Some(run) = &results.indexing {
+        out.line(format!(
+            "note: an indexing run is in progress ({} of {} files, pid {}): results may be incomplete",
+            run.done_files,
+            run.planned_files.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            run.pid
+        ))?;
     }
     let src = indexer::stored_settings(&read).map(|s| s.src);
     for hit in &results.hits {

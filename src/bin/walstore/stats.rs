@@ -76,6 +76,10 @@ struct Stats {
     files: Files,
     counts: Counts,
     lock_holder: Option<Holder>,
+    /// The indexing run recorded in the store, if any.
+    indexing: Option<walstore::RunInfo>,
+    /// Whether that run's writer is gone (no process holds the lock): it never finished.
+    indexing_interrupted: bool,
 }
 
 /// Runs `stats`.
@@ -91,6 +95,12 @@ pub fn run(args: &Args) -> CliResult {
             since_utc: walstore::format_unix_ms(holder.since_unix_ms),
             holder,
         }),
+        indexing: read.indexing()?,
+        indexing_interrupted: false,
+    };
+    let stats = Stats {
+        indexing_interrupted: stats.indexing.is_some() && stats.lock_holder.is_none(),
+        ..stats
     };
     let mut out = Out::new();
     if args.json {
@@ -209,5 +219,22 @@ fn write_text(out: &mut Out, stats: &Stats) -> CliResult {
             holder.holder.pid, holder.holder.host, holder.since_utc, holder.holder.command
         )),
         None => out.line("writer lock: not held"),
+    }?;
+    match &stats.indexing {
+        Some(run) => out.line(format!(
+            "indexing run: {} (pid {} on host {}, started {} UTC, {} of {} files)",
+            if stats.indexing_interrupted {
+                "INTERRUPTED: its process died before finishing"
+            } else {
+                "in progress"
+            },
+            run.pid,
+            run.host,
+            walstore::format_unix_ms(run.started_unix_ms),
+            run.done_files,
+            run.planned_files
+                .map_or_else(|| "?".to_owned(), |n| n.to_string())
+        )),
+        None => out.line("indexing run: none"),
     }
 }
