@@ -826,3 +826,28 @@ fn remove_dir_all_unlinks_open_files_and_renews_the_identity() {
     assert_ne!(sim.dir_identity(dir).unwrap(), identity);
     assert_eq!(sim.file_names(dir), Vec::<String>::new());
 }
+
+/// `data_len` bounds the written data: everything after it reads as zeros, and written
+/// bytes are never after it. On the real file system a preallocated, mostly unwritten
+/// file reports far less than its length (SEEK_DATA/SEEK_HOLE).
+#[test]
+fn data_len_covers_every_written_byte() {
+    use walstore::storage::{FsStorage, OpenMode, Storage};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("segment");
+    let storage = FsStorage;
+    let file = storage.open_file(&path, OpenMode::CreateNew).unwrap();
+    file.set_len(8 << 20).unwrap();
+    file.write_all_at(&[7u8; 100], 0).unwrap();
+    file.write_all_at(&[9u8; 10], 300_000).unwrap();
+    file.sync_data().unwrap();
+    let data_len = file.data_len().unwrap();
+    assert!(data_len >= 300_010, "{data_len}");
+    assert!(
+        data_len < 8 << 20,
+        "the trailing hole is not data: {data_len}"
+    );
+    let mut rest = vec![1u8; (8 << 20) - data_len as usize];
+    file.read_exact_at(&mut rest, data_len).unwrap();
+    assert!(rest.iter().all(|&b| b == 0));
+}

@@ -589,12 +589,15 @@ pub(crate) fn open_snapshot(
     Ok(snapshot)
 }
 
-/// Reads a whole file.
+/// Reads a file up to the end of its written data: a trailing hole (unused
+/// preallocation) reads as zeros, and no verdict depends on trailing zeros.
 pub(crate) fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
     let file = storage
         .open_file(path, OpenMode::Read)
         .map_err(|e| Error::io("open", path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let len = file
+        .data_len()
+        .map_err(|e| Error::io("seek data", path, e))?;
     let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| Error::io("read", path, e))?;

@@ -161,6 +161,25 @@ impl StorageFile for FsFile {
         Ok(Mapped::from_mmap(map))
     }
 
+    fn data_len(&self) -> io::Result<u64> {
+        use rustix::fs::{SeekFrom, seek};
+        let len = self.len()?;
+        let (mut pos, mut end) = (0u64, 0u64);
+        // Walk the data extents (usually one); a file system without SEEK_DATA support
+        // reports everything as data, which is still correct, just slower.
+        while pos < len {
+            let data = match seek(&self.0, SeekFrom::Data(pos)) {
+                Ok(data) => data,
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(_) => return Ok(len),
+            };
+            let hole = seek(&self.0, SeekFrom::Hole(data)).unwrap_or(len);
+            end = hole.min(len);
+            pos = hole.max(data + 1);
+        }
+        Ok(end)
+    }
+
     fn is_unlinked(&self) -> io::Result<bool> {
         Ok(self.0.metadata()?.nlink() == 0)
     }

@@ -100,6 +100,12 @@ pub trait StorageFile: Send + Sync + Debug {
     /// A read-only view of the whole file as it is now. The store maps only files that are
     /// never modified again (renamed snapshots), so the view cannot be cut under a reader.
     fn map(&self) -> io::Result<Mapped>;
+    /// The end of the file's written data: bytes after it (up to `len`) are a hole that
+    /// reads as zeros. Preallocated segments are mostly hole, so recovery reads only up
+    /// to here. The default is `len`.
+    fn data_len(&self) -> io::Result<u64> {
+        self.len()
+    }
     /// Whether the file has no directory entry any more (link count 0).
     fn is_unlinked(&self) -> io::Result<bool>;
 }
