@@ -298,3 +298,29 @@ fn killed_mid_run_then_rerun_equals_a_fresh_full_index() {
     assert_eq!(a["fts"], b["fts"]);
     assert_eq!(hits(&store, "shared_word").len(), 100, "limit 100");
 }
+
+/// Regression: a file skipped as too big is indexed once the bound no longer excludes
+/// it, even though its size and mtime did not change.
+#[test]
+fn raising_the_size_bound_indexes_files_skipped_as_too_big() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("project");
+    tree(&src);
+    let first = walstore(&["index", s(&src), "--json", "--max-file-bytes", "10"])
+        .ok()
+        .json();
+    assert_eq!(first["new"], 0, "{first}");
+    let store = src.join(".walstore");
+    assert!(hits(&store, "bigword").is_empty());
+    let second = walstore(&["index", s(&src), "--json"]).ok().json();
+    assert_eq!(
+        second["new"], 4,
+        "lib.rs, store.rs, README.md and big.txt: {second}"
+    );
+    assert_eq!(hits(&store, "bigword"), ["big.txt"]);
+    let third = walstore(&["index", s(&src), "--json"]).ok().json();
+    assert_eq!(
+        third["bytes_read"], 0,
+        "the binary file stays skipped without a read: {third}"
+    );
+}

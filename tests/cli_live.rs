@@ -218,3 +218,75 @@ fn search_reports_and_waits_for_an_indexing_run() {
     let human = walstore(&["search", s(&dir), "hello"]).ok();
     assert!(!human.stdout.contains("in progress"), "{}", human.stdout);
 }
+
+/// Searches from a refreshing reader while another process indexes: every result comes
+/// from one committed view (its documents all carry fingerprints), and the rate is printed.
+#[test]
+fn search_while_another_process_indexes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("tree");
+    for i in 0..2000 {
+        let path = src.join(format!("d{}/f{i}.rs", i % 13));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!("fn item{i}() {{ shared_word(); }}\n{}", "pad ".repeat(100)),
+        )
+        .unwrap();
+    }
+    let store_dir = tmp.path().join("store");
+    walstore(&[
+        "index",
+        s(&src),
+        "--store",
+        s(&store_dir),
+        "--max-file-bytes",
+        "100",
+    ])
+    .ok();
+    let mut indexer = Command::new(env!("CARGO_BIN_EXE_walstore"))
+        .args([
+            "index",
+            s(&src),
+            "--store",
+            s(&store_dir),
+            "--batch-files",
+            "8",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn indexer");
+    let reader = Store::open_read_only(&store_dir).unwrap();
+    let started = Instant::now();
+    let (mut searches, mut refreshes, mut last) = (0u64, 0u64, 0u64);
+    while started.elapsed() < Duration::from_millis(1500) {
+        let lsn = reader.refresh().unwrap();
+        assert!(lsn >= last);
+        last = lsn;
+        refreshes += 1;
+        for _ in 0..20 {
+            let results = reader.read().search("shared_word item1*", 10).unwrap();
+            assert_eq!(results.lsn, lsn, "one view");
+            for hit in &results.hits {
+                assert!(
+                    reader
+                        .read()
+                        .fingerprint("code", &hit.doc)
+                        .unwrap()
+                        .is_some(),
+                    "a hit without its fingerprint: half a batch"
+                );
+            }
+            searches += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = indexer.kill();
+    indexer.wait().unwrap();
+    println!(
+        "search-while-indexing: {searches} searches in {elapsed:?} ({:.0}/s) across {refreshes} refreshes, reader reached lsn {last}",
+        searches as f64 / elapsed.as_secs_f64()
+    );
+    assert!(searches > 0);
+}

@@ -17,6 +17,10 @@ pub const NAMESPACE: &str = "code";
 /// The fingerprint namespace of files walked but not indexed (binary or too large), so
 /// an unchanged one is not read again.
 pub const SKIPPED_NAMESPACE: &str = "skipped";
+/// The "hash" of a file skipped as binary.
+const SKIPPED_BINARY: &[u8] = b"binary";
+/// The "hash" of a file skipped as larger than the bound.
+const SKIPPED_TOO_BIG: &[u8] = b"too-big";
 /// Metadata key of the last finished run.
 pub const LAST_RUN_KEY: &str = "index.last_run";
 /// Config key of the settings used.
@@ -185,11 +189,19 @@ impl<'a> Batch<'a> {
             summary.unchanged += 1;
             return Ok(());
         }
-        if same(&old_skipped) {
+        let too_big = size > self.settings.max_file_bytes;
+        // A file skipped as binary stays skipped while unchanged; one skipped as too big
+        // is looked at again when the size bound no longer excludes it.
+        if same(&old_skipped)
+            && (too_big
+                || old_skipped
+                    .as_ref()
+                    .is_some_and(|fp| fp.hash == SKIPPED_BINARY))
+        {
             summary.skipped += 1;
             return Ok(());
         }
-        let text = if size > self.settings.max_file_bytes {
+        let text = if too_big {
             None
         } else {
             read_text(path, summary)?
@@ -204,7 +216,15 @@ impl<'a> Batch<'a> {
             self.txn.put_fingerprint(
                 SKIPPED_NAMESPACE,
                 key,
-                Fingerprint::new(Vec::new(), size, mtime)?,
+                Fingerprint::new(
+                    if too_big {
+                        SKIPPED_TOO_BIG
+                    } else {
+                        SKIPPED_BINARY
+                    },
+                    size,
+                    mtime,
+                )?,
             );
             return Ok(());
         };
