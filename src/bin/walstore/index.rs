@@ -60,6 +60,11 @@ pub fn run(args: &Args) -> CliResult {
     let mut summary = indexer::run(&store, &settings, &store_dir, &|n| progress.inc(n))?;
     summary.resumed_run = store.recovery_report().interrupted_run.clone();
     drop(progress);
+    // Leave the store quick to open: the run's FTS deltas are cheap to log but costly to
+    // replay, so fold them into a snapshot when anything changed.
+    if summary.new + summary.changed + summary.removed > 0 {
+        store.checkpoint()?;
+    }
     store.close()?;
     let mut out = Out::new();
     if args.json {
