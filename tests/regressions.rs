@@ -142,3 +142,53 @@ fn unsupported_snapshot_version_is_not_quarantined() {
     assert!(!backend.dir.join("quarantine").exists());
     let _ = before;
 }
+
+/// A refresh reads every committed record in one call, however many 64 KiB chunks they
+/// span (it once stopped where a chunk ended on a record boundary).
+#[test]
+fn one_refresh_reads_records_across_many_chunks() {
+    let backend = Backend::fs();
+    let writer = backend
+        .options()
+        .durability(Durability::None)
+        .open(&backend.dir)
+        .expect("writer");
+    commit_step(&writer, 1);
+    let reader = backend
+        .options()
+        .read_only(true)
+        .open(&backend.dir)
+        .expect("reader");
+    for i in 2..=3000 {
+        let mut txn = writer.begin_write();
+        txn.set_meta("n", i as i64);
+        txn.commit().expect("commit");
+    }
+    assert_eq!(reader.refresh().expect("refresh"), 3000);
+}
+
+/// Readers probing the writer lock (a shared flock held for microseconds) never make a
+/// writer's open fail with `Locked`.
+#[test]
+fn lock_probes_by_readers_do_not_block_a_writer_open() {
+    let backend = Backend::fs();
+    drop(backend.open());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (dir, stop) = (backend.dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut probes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = walstore::lock_holder(&walstore::storage::FsStorage, &dir);
+                probes += 1;
+            }
+            probes
+        })
+    };
+    for _ in 0..200 {
+        let writer = backend.options().open(&backend.dir);
+        assert!(writer.is_ok(), "{:?}", writer.err());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(prober.join().expect("prober") > 0);
+}

@@ -595,9 +595,13 @@ pub(crate) fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
     let file = storage
         .open_file(path, OpenMode::Read)
         .map_err(|e| Error::io("open", path, e))?;
-    let len = file
+    let full_len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let data_len = file
         .data_len()
         .map_err(|e| Error::io("seek data", path, e))?;
+    // At least the header: a header that is a hole reads as zeros, which is damage to
+    // it, exactly as written zeros would be.
+    let len = data_len.max(full_len.min(HEADER_BYTES as u64));
     let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| Error::io("read", path, e))?;

@@ -5,7 +5,8 @@
 //!      0    8 magic     b"WALSTHED"
 //!      8   16 store_id
 //!     24    8 lsn       u64 LE: the highest lsn that is durable (or, for commits made
-//!                       with Durability::None, written) and applied by the writer
+//!                       with Durability::None, written); written before the writer
+//!                       applies the group in memory
 //!     32    4 crc       masked CRC-32 of bytes 0..32
 //! ```
 //! The writer rewrites it with one `pwrite` after each group is durable, and never fsyncs

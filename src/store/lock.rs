@@ -12,6 +12,8 @@ use crate::storage::{OpenMode, Storage, StorageLock};
 
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "LOCK";
+/// How long a writer retries a lock that a reader's probe may be holding.
+const PROBE_GRACE: Duration = Duration::from_millis(20);
 /// Largest lock file read back, in bytes.
 const LOCK_INFO_BYTES_MAX: u64 = 64 * 1024;
 
@@ -95,10 +97,10 @@ pub fn acquire(
     timeout: Option<Duration>,
 ) -> Result<Box<dyn StorageLock>> {
     let path = dir.join(LOCK_FILE);
-    let lock = match timeout {
-        Some(timeout) => storage.lock_wait(&path, timeout),
-        None => storage.try_lock(&path),
-    };
+    // Readers probe the lock with a shared `flock` held for microseconds, and a timed-out
+    // waiter may hold it as briefly when it frees: "at once" therefore allows a short
+    // grace period before calling the store locked.
+    let lock = storage.lock_wait(&path, timeout.unwrap_or(PROBE_GRACE).max(PROBE_GRACE));
     let Some(lock) = lock.map_err(|e| Error::io("lock", &path, e))? else {
         let holder = read_holder(storage, dir)
             .map_or_else(|| "holder unknown".to_owned(), |holder| holder.to_string());

@@ -127,7 +127,9 @@ impl Store {
             head::read(storage.as_ref(), dir).map_or(0, |(_, lsn)| lsn)
         };
         let recovered = recovery::recover_up_to(storage.as_ref(), dir, &options, writer, limit)?;
-        let head = if writer {
+        // A writer that could not make the replayed records durable opens poisoned and
+        // publishes nothing to readers.
+        let head = if writer && recovered.sync_error.is_none() {
             head::open_for_writer(
                 storage.as_ref(),
                 dir,
@@ -239,7 +241,8 @@ impl Store {
     }
 
     /// [`Store::refresh`], calling `on_commit(lsn, ops)` for each transaction read from
-    /// the WAL, in lsn order (a reload from a newer snapshot skips what it covers).
+    /// the WAL, in lsn order. A reload (after a checkpoint dropped the segment being read)
+    /// calls it for none of the transactions it brings in.
     pub fn refresh_with(
         &self,
         on_commit: &mut dyn FnMut(u64, &[crate::model::op::Op]),

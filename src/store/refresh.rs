@@ -33,7 +33,8 @@ impl Inner {
     /// The highest lsn a reader may apply now.
     pub(crate) fn visible_limit(&self, store_id: Option<crate::header::StoreId>) -> u64 {
         let lock = self.dir.join(super::LOCK_FILE);
-        if !self.storage.is_locked(&lock).unwrap_or(false) {
+        // When the probe itself fails, assume a writer: reading less is safe.
+        if !self.storage.is_locked(&lock).unwrap_or(true) {
             return u64::MAX;
         }
         match head::read(self.storage.as_ref(), &self.dir) {
@@ -57,16 +58,36 @@ impl Inner {
         }
         let limit = self.visible_limit(log.reader_store_id);
         let before = log.working.lsn;
+        if let Err(error) = self.tail_wal(&mut log, limit, on_commit) {
+            // Records applied before the failure were not published: start again from the
+            // published state, with a full reload next time.
+            log.working = (**self.published.read()).clone();
+            log.tail = None;
+            return Err(error);
+        }
+        if log.working.lsn != before {
+            *self.published.write() = Arc::new(log.working.clone());
+        }
+        Ok(log.working.lsn)
+    }
+
+    /// Steps 3 to 5 of the module docs, applying to `log.working`.
+    fn tail_wal(
+        &self,
+        log: &mut MutexGuard<'_, Log>,
+        limit: u64,
+        on_commit: &mut dyn FnMut(u64, &[Op]),
+    ) -> Result<()> {
         loop {
             let Some((first_lsn, offset)) = log.tail else {
-                self.reload(&mut log, limit)?;
+                self.reload(log, limit)?;
                 break;
             };
             let path = self.dir.join(segment::file_name(first_lsn));
             let file = match self.storage.open_file(&path, OpenMode::Read) {
                 Ok(file) => file,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    self.reload(&mut log, limit)?;
+                    self.reload(log, limit)?;
                     break;
                 }
                 Err(error) => return Err(Error::io("open", &path, error)),
@@ -89,8 +110,7 @@ impl Inner {
                 let mut bytes = vec![0u8; usize::try_from(want).unwrap_or(0)];
                 file.read_exact_at(&mut bytes, offset)
                     .map_err(|e| Error::io("read", &path, e))?;
-                let (consumed, stop) =
-                    apply_records(&mut log, &bytes, limit, &path, offset, on_commit)?;
+                let (consumed, stop) = apply_records(log, &bytes, limit, &path, offset, on_commit)?;
                 offset += consumed;
                 log.tail = Some((first_lsn, offset));
                 match stop {
@@ -100,7 +120,8 @@ impl Inner {
                     {
                         chunk = chunk.max(needed);
                     }
-                    Stop::Invalid(_) if consumed > 0 && want == chunk => {}
+                    // A full chunk of records: there may be more after it.
+                    Stop::Invalid(_) | Stop::Other if consumed > 0 && want == chunk => {}
                     stop => break stop,
                 }
             };
@@ -119,10 +140,7 @@ impl Inner {
             }
             log.tail = Some((next_lsn, HEADER_BYTES as u64));
         }
-        if log.working.lsn != before {
-            *self.published.write() = Arc::new(log.working.clone());
-        }
-        Ok(log.working.lsn)
+        Ok(())
     }
 
     /// Reloads from the newest snapshot and the WAL, keeping the old state if the
