@@ -94,7 +94,8 @@ fn bulk(c: &mut Criterion) {
     let mut group = c.benchmark_group("bulk_10k");
     group
         .sample_size(30)
-        .measurement_time(Duration::from_secs(6))
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(OPS));
     let dir = common::bench_dir();
     let prebuilt = ops(1);

@@ -92,7 +92,8 @@ fn open(c: &mut Criterion) {
     let mut group = c.benchmark_group("open_1m");
     group
         .sample_size(30)
-        .measurement_time(Duration::from_secs(5));
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
 
     group.bench_function("read_only_get_warm", |b| {
         b.iter(|| {
@@ -197,10 +198,25 @@ fn open(c: &mut Criterion) {
     });
     group.finish();
 
+    let by_suffix = |suffix: &str| -> u64 {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
     println!(
-        "open_1m: on-disk size: store {:.1} MB ({:.1} MB allocated), JSON file {:.1} MB",
-        common::dir_bytes(&dir) as f64 / 1e6,
+        "open_1m: on-disk size: store {:.1} MB allocated ({:.1} MB apparent): snapshot {:.1} MB, \
+         WAL kept beside it {:.1} MB; JSON file {:.1} MB",
         common::dir_allocated_bytes(&dir) as f64 / 1e6,
+        common::dir_bytes(&dir) as f64 / 1e6,
+        by_suffix(".snap") as f64 / 1e6,
+        by_suffix(".wal") as f64 / 1e6,
         std::fs::metadata(&json).map_or(0, |m| m.len()) as f64 / 1e6,
     );
 }
