@@ -311,3 +311,38 @@ fn read_only_open_sees_committed_state_and_refuses_writes() {
         .open(backend.dir.join("nope"));
     assert!(matches!(missing, Err(walstore::Error::NotAStore { .. })));
 }
+
+/// The records after a checkpoint start a segment of their own, so an open reads only
+/// them and not the segment the snapshot already covers.
+#[test]
+fn a_checkpoint_starts_a_new_segment_so_open_reads_only_what_follows() {
+    for_each_backend(|backend| {
+        let store = backend
+            .options()
+            .checkpoint_wal_bytes(0)
+            .open(&backend.dir)
+            .expect("open");
+        for i in 1..=5 {
+            commit_step(&store, i);
+        }
+        store.checkpoint().expect("checkpoint");
+        commit_step(&store, 6);
+        drop(store);
+        assert_eq!(
+            backend.names_ending(".wal").last().map(String::as_str),
+            Some("00000000000000000006.wal")
+        );
+        let store = backend.open();
+        let report = store.recovery_report();
+        assert_eq!(
+            (
+                report.snapshot_lsn,
+                report.segments_read,
+                report.records_replayed
+            ),
+            (5, 1, 1),
+            "[{}]",
+            backend.name
+        );
+    });
+}

@@ -64,6 +64,7 @@ impl Inner {
                 });
             }
             log.working.freeze();
+            log.rotate_requested = true;
             log.wal_bytes_since_checkpoint = 0;
             log.working.clone()
         };

@@ -50,6 +50,9 @@ pub(crate) struct Log {
     pub wal_bytes_since_checkpoint: u64,
     /// A reader's position in the WAL: `(segment first lsn, offset of the next record)`.
     pub tail: Option<(u64, u64)>,
+    /// Start a new segment with the next group: a checkpoint just began, so the records
+    /// after its snapshot start a segment of their own and an open reads only those.
+    pub rotate_requested: bool,
     /// The store id a reader follows; `None` while the store it opened had no file yet.
     pub reader_store_id: Option<crate::header::StoreId>,
     /// Offset in the active segment up to which its bytes are known durable.
@@ -244,6 +247,7 @@ impl Inner {
         let sync = queued.iter().any(|q| q.sync);
         let unsynced_before = log.written_lsn > log.durable_lsn;
         let synced_offset = log.synced_offset;
+        let rotate = std::mem::take(&mut log.rotate_requested);
         log.leader = true;
         let result = MutexGuard::unlocked(log, || {
             let written = self.write_group(
@@ -253,6 +257,7 @@ impl Inner {
                 sync,
                 unsynced_before,
                 synced_offset,
+                rotate,
             )?;
             self.publish_head(last);
             Ok(written)
@@ -307,9 +312,10 @@ impl Inner {
         sync: bool,
         unsynced_before: bool,
         synced_offset: u64,
+        rotate: bool,
     ) -> Result<Option<ActiveSegment>> {
         let mut rotated = None;
-        let full = segment.write_offset + batch.len() as u64 > self.options.segment_bytes;
+        let full = rotate || segment.write_offset + batch.len() as u64 > self.options.segment_bytes;
         if full && segment.write_offset > crate::header::HEADER_BYTES as u64 {
             // A segment is durable before the next one exists (recovery case 7).
             if unsynced_before {

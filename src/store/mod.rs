@@ -171,6 +171,7 @@ impl Store {
             failure: None,
             wal_bytes_since_checkpoint: 0,
             tail: recovered.tail,
+            rotate_requested: false,
             reader_store_id: (report.segments_read > 0 || report.snapshot.is_some())
                 .then_some(recovered.store_id),
             synced_offset,
