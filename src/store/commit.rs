@@ -59,6 +59,21 @@ pub(crate) struct Log {
     pub synced_offset: u64,
 }
 
+/// How a leader writes one group.
+#[derive(Debug, Clone, Copy)]
+struct GroupPlan {
+    /// The group's first lsn (a new segment is named after it).
+    first_lsn: u64,
+    /// Whether any of its commits asked for `Durability::Immediate`.
+    sync: bool,
+    /// Whether the active segment holds written but unsynced records.
+    unsynced_before: bool,
+    /// Offset up to which the active segment is known durable.
+    synced_offset: u64,
+    /// Start a new segment first (a checkpoint began).
+    rotate: bool,
+}
+
 /// A queued transaction.
 #[derive(Debug)]
 pub(crate) struct Queued {
@@ -250,15 +265,14 @@ impl Inner {
         let rotate = std::mem::take(&mut log.rotate_requested);
         log.leader = true;
         let result = MutexGuard::unlocked(log, || {
-            let written = self.write_group(
-                &mut segment,
-                &batch,
-                first,
+            let plan = GroupPlan {
+                first_lsn: first,
                 sync,
                 unsynced_before,
                 synced_offset,
                 rotate,
-            )?;
+            };
+            let written = self.write_group(&mut segment, &batch, &plan)?;
             self.publish_head(last);
             Ok(written)
         });
@@ -308,12 +322,15 @@ impl Inner {
         &self,
         segment: &mut ActiveSegment,
         batch: &[u8],
-        first_lsn: u64,
-        sync: bool,
-        unsynced_before: bool,
-        synced_offset: u64,
-        rotate: bool,
+        plan: &GroupPlan,
     ) -> Result<Option<ActiveSegment>> {
+        let GroupPlan {
+            first_lsn,
+            sync,
+            unsynced_before,
+            synced_offset,
+            rotate,
+        } = *plan;
         let mut rotated = None;
         let full = rotate || segment.write_offset + batch.len() as u64 > self.options.segment_bytes;
         if full && segment.write_offset > crate::header::HEADER_BYTES as u64 {
