@@ -326,6 +326,12 @@ fn a_checkpoint_starts_a_new_segment_so_open_reads_only_what_follows() {
             commit_step(&store, i);
         }
         store.checkpoint().expect("checkpoint");
+        assert_eq!(
+            backend.names_ending(".wal").last().map(String::as_str),
+            Some("00000000000000000006.wal"),
+            "[{}] an idle checkpoint starts the next segment itself",
+            backend.name
+        );
         commit_step(&store, 6);
         drop(store);
         assert_eq!(

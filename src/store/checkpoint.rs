@@ -102,6 +102,7 @@ impl Inner {
             let mut log = self.log.lock();
             log.working.install(Arc::new(opened));
             *self.published.write() = Arc::new(log.working.clone());
+            self.rotate_idle(&mut log)?;
         }
         let (segments_deleted, snapshots_deleted) = self.prune()?;
         Ok(CheckpointReport {
@@ -113,6 +114,50 @@ impl Inner {
             snapshots_deleted,
             duration: started.elapsed(),
         })
+    }
+
+    /// If no commit came since the checkpoint began (so none rotated the segment), start
+    /// the next segment now: an open then reads only the records after the snapshot,
+    /// never the segment it covers. Runs under the log mutex while no leader writes.
+    fn rotate_idle(&self, log: &mut super::commit::Log) -> Result<()> {
+        let idle = log.rotate_requested && !log.leader && log.queued.is_empty();
+        let Some(segment) = log
+            .segment
+            .as_ref()
+            .filter(|s| idle && s.write_offset > crate::header::HEADER_BYTES as u64)
+        else {
+            return Ok(());
+        };
+        let result = (|| {
+            // A segment is durable before the next one exists (recovery case 7).
+            if log.written_lsn > log.durable_lsn {
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(|e| Error::io("fdatasync", &segment.path, e))?;
+            }
+            crate::wal::segment::create(
+                self.storage.as_ref(),
+                &self.dir,
+                self.store_id,
+                log.written_lsn + 1,
+                self.options.segment_bytes,
+            )
+        })();
+        match result {
+            Ok(next) => {
+                log.segment = Some(next);
+                log.durable_lsn = log.written_lsn;
+                log.synced_offset = crate::header::HEADER_BYTES as u64;
+                log.rotate_requested = false;
+                Ok(())
+            }
+            Err(error) => {
+                let last = log.written_lsn;
+                self.poison(log, &error, last);
+                Err(error)
+            }
+        }
     }
 
     /// Step 4. Never deletes the active segment.
