@@ -9,7 +9,7 @@ use crate::codec::checksum;
 use crate::error::{Error, Result};
 use crate::header::{FileHeader, SNAPSHOT_MAGIC, StoreId};
 use crate::model::keys::Tag;
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::storage::{Storage, StorageFile};
 
 /// Bytes buffered before a write call.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
@@ -95,17 +95,7 @@ where
 {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
-    if storage
-        .exists(&tmp)
-        .map_err(|e| Error::io("stat", &tmp, e))?
-    {
-        storage
-            .remove_file(&tmp)
-            .map_err(|e| Error::io("remove", &tmp, e))?;
-    }
-    let file = storage
-        .open_file(&tmp, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let file = crate::storage::create_temp(storage, &tmp)?;
     let result =
         write_body(file.as_ref(), &tmp, store_id, lsn, entries).and_then(|(entries, bytes)| {
             file.sync_data().map_err(|e| {

@@ -115,3 +115,20 @@ pub trait StorageLock: Send + Sync + Debug {
     /// Replaces the lock file's contents with `info` (who holds it), for diagnostics.
     fn write_info(&self, info: &[u8]) -> io::Result<()>;
 }
+
+/// Creates `tmp` afresh for writing, first removing a leftover of an earlier attempt
+/// that crashed (only ever one of the store's own temporary names).
+pub(crate) fn create_temp(
+    storage: &dyn Storage,
+    tmp: &Path,
+) -> crate::Result<Box<dyn StorageFile>> {
+    use crate::Error;
+    if storage.exists(tmp).map_err(|e| Error::io("stat", tmp, e))? {
+        storage
+            .remove_file(tmp)
+            .map_err(|e| Error::io("remove", tmp, e))?;
+    }
+    storage
+        .open_file(tmp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", tmp, e))
+}

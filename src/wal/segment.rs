@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::header::{FileHeader, SEGMENT_MAGIC, StoreId};
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::storage::{Storage, StorageFile};
 
 /// Suffix of a segment file.
 pub const SUFFIX: &str = ".wal";
@@ -55,17 +55,7 @@ pub fn create(
 ) -> Result<ActiveSegment> {
     let path = dir.join(file_name(first_lsn));
     let tmp = dir.join(format!("{first_lsn:0NAME_DIGITS$}{TMP_SUFFIX}"));
-    if storage
-        .exists(&tmp)
-        .map_err(|e| Error::io("stat", &tmp, e))?
-    {
-        storage
-            .remove_file(&tmp)
-            .map_err(|e| Error::io("remove", &tmp, e))?;
-    }
-    let file = storage
-        .open_file(&tmp, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let file = crate::storage::create_temp(storage, &tmp)?;
     let header = FileHeader {
         magic: SEGMENT_MAGIC,
         store_id,
