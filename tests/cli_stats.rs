@@ -42,7 +42,10 @@ fn counts_and_sizes() {
     assert_eq!(counts["fts_docs"], 2);
     assert_eq!(counts["fts_tokens"], 4);
     let files = &stats["files"];
-    assert_eq!(files["wal"]["count"], 2, "the checkpoint started the next segment");
+    assert_eq!(
+        files["wal"]["count"], 2,
+        "the checkpoint started the next segment"
+    );
     assert!(files["wal"]["bytes"].as_u64().unwrap() > 0);
     assert_eq!(files["snap"]["count"], 1);
     let snap = dir.join("00000000000000000003.snap");
