@@ -1,6 +1,7 @@
 //! Reads a snapshot in place through a memory map.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::block::{self, BlockRef};
@@ -20,7 +21,8 @@ pub struct Snapshot {
     sections: [u64; SECTION_COUNT],
     entry_count: u64,
     top: Vec<BlockRef>,
-    index_checked: Box<[AtomicBool]>,
+    /// Index blocks, checked and parsed on first use, then shared by every lookup.
+    index_cache: Box<[OnceLock<Vec<BlockRef>>]>,
     data_checked: Box<[AtomicBool]>,
 }
 
@@ -108,7 +110,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             path: path.to_path_buf(),
-            index_checked: (0..index_blocks).map(|_| AtomicBool::new(false)).collect(),
+            index_cache: (0..index_blocks).map(|_| OnceLock::new()).collect(),
             data_checked: (0..data_blocks).map(|_| AtomicBool::new(false)).collect(),
             map,
             header,
@@ -187,18 +189,21 @@ impl Snapshot {
         Ok(body)
     }
 
-    /// The data block refs of index block `i`.
-    fn index_block(&self, i: usize) -> Result<Option<Vec<BlockRef>>> {
-        let Some(top_ref) = self.top.get(i) else {
+    /// The data block refs of index block `i` (checked and parsed once).
+    fn index_block(&self, i: usize) -> Result<Option<&[BlockRef]>> {
+        let (Some(top_ref), Some(cache)) = (self.top.get(i), self.index_cache.get(i)) else {
             return Ok(None);
         };
-        let body = self.block(top_ref, self.index_checked.get(i))?;
+        if let Some(refs) = cache.get() {
+            return Ok(Some(refs));
+        }
+        let body = self.block(top_ref, None)?;
         let refs = block::read_refs(body, false)
             .filter(|refs| !refs.is_empty())
             .ok_or_else(|| {
                 Error::corrupt(&self.path, top_ref.offset, "index block does not decode")
             })?;
-        Ok(Some(refs))
+        Ok(Some(cache.get_or_init(|| refs)))
     }
 
     /// The value of `key`, if present.
@@ -269,7 +274,7 @@ impl Snapshot {
 pub struct Cursor<'a> {
     snapshot: &'a Snapshot,
     top_at: usize,
-    index: Option<Vec<BlockRef>>,
+    index: Option<&'a [BlockRef]>,
     data_at: usize,
     body: &'a [u8],
     body_offset: u64,
@@ -309,7 +314,7 @@ impl<'a> Cursor<'a> {
         self.pos = 0;
         self.key.clear();
         self.pending = None;
-        let Some(data_ref) = self.index.as_ref().and_then(|refs| refs.get(self.data_at)) else {
+        let Some(data_ref) = self.index.and_then(|refs| refs.get(self.data_at)) else {
             return Ok(());
         };
         let first_block = self.snapshot.top.get(self.top_at).map_or(0, |t| t.count);
@@ -325,7 +330,7 @@ impl<'a> Cursor<'a> {
 
     /// Moves to the next block when the current one is used up. `false`: no more blocks.
     fn advance_block(&mut self) -> Result<bool> {
-        let Some(refs) = &self.index else {
+        let Some(refs) = self.index else {
             return Ok(false);
         };
         if self.data_at + 1 < refs.len() {
