@@ -352,8 +352,6 @@ fn segment_of_another_store_is_corruption() {
     drop(store);
     let foreign = a.read(&only_segment(&a));
     let target = b.names_ending(".wal").last().cloned().unwrap_or_default();
-    let first_lsn: u64 = target.trim_end_matches(".wal").parse().expect("number");
-    let _ = first_lsn;
     b.write(&target, &foreign);
     assert!(matches!(
         b.options().open(&b.dir),

@@ -126,14 +126,11 @@ impl Failure {
     /// The error to give a committer of the failed group.
     fn to_error(&self) -> Error {
         match &self.kind {
-            FailureKind::Os(kind, Some(code)) => {
-                let _ = kind;
-                Error::io(
-                    self.op,
-                    &self.path,
-                    std::io::Error::from_raw_os_error(*code),
-                )
-            }
+            FailureKind::Os(_, Some(code)) => Error::io(
+                self.op,
+                &self.path,
+                std::io::Error::from_raw_os_error(*code),
+            ),
             FailureKind::Os(kind, None) => {
                 Error::io(self.op, &self.path, std::io::Error::from(*kind))
             }
@@ -195,8 +192,7 @@ impl Inner {
     pub(crate) fn sync(&self) -> Result<()> {
         let mut log = self.writer_log()?;
         loop {
-            if let Some(failure) = &log.failure {
-                let _ = failure;
+            if log.failure.is_some() {
                 return Err(Error::Poisoned);
             }
             if !log.leader && log.queued.is_empty() {
