@@ -120,6 +120,11 @@ impl Snapshot {
         })
     }
 
+    /// Hints that the whole file is about to be read in order (verify, checkpoint).
+    pub fn advise_full_scan(&self) {
+        self.map.advise_sequential();
+    }
+
     /// The lsn this snapshot covers.
     pub fn lsn(&self) -> u64 {
         self.header.lsn
@@ -241,6 +246,7 @@ impl Snapshot {
     /// Checks every block's checksum and every entry's framing and order. Returns the
     /// number of entries seen.
     pub fn verify_all(&self) -> Result<u64> {
+        self.advise_full_scan();
         let mut cursor = self.seek(&[])?;
         let mut previous: Option<Vec<u8>> = None;
         let mut count = 0u64;

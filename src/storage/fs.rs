@@ -158,6 +158,9 @@ impl StorageFile for FsFile {
         // truncating the file would be outside the store's contract (see format-spec).
         #[expect(unsafe_code, reason = "memory-mapping immutable snapshot files")]
         let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        // Lookups touch a few scattered pages (header, footer, top index, one index and
+        // one data block): no read-around on faults, so a cold open reads only those.
+        let _ = map.advise(memmap2::Advice::Random);
         Ok(Mapped::from_mmap(map))
     }
 

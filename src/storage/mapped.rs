@@ -20,6 +20,14 @@ impl Mapped {
         Mapped(Inner::Map(Arc::new(map)))
     }
 
+    /// Hints that the whole view is about to be read in order (a full scan): read-ahead
+    /// on. Lookups leave the default, random access (see `FsStorage`'s `map`).
+    pub fn advise_sequential(&self) {
+        if let Inner::Map(map) = &self.0 {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
+    }
+
     /// A view over owned bytes.
     pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
         Mapped(Inner::Owned(bytes.into()))

@@ -69,6 +69,9 @@ impl Inner {
             log.working.clone()
         };
         let lsn = frozen.lsn;
+        if let Some(base) = &frozen.base {
+            base.advise_full_scan();
+        }
         let mut sync_failed = false;
         let written = frozen.scan(&[]).and_then(|scan| {
             let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
@@ -233,6 +236,9 @@ impl Inner {
         }
         let version = read.version();
         let lsn = version.lsn;
+        if let Some(base) = &version.base {
+            base.advise_full_scan();
+        }
         let entries = version
             .scan(&[])?
             .map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
