@@ -190,3 +190,56 @@ fn lock_probes_by_readers_do_not_block_a_writer_open() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(prober.join().expect("prober") > 0);
 }
+
+/// A strict writer open that meets corruption changes no file: it neither removes the
+/// store's stray temporaries nor quarantines a damaged snapshot before finding it.
+#[test]
+fn a_strict_open_that_meets_corruption_changes_nothing() {
+    let backend = Backend::fs();
+    let store = backend
+        .options()
+        .checkpoint_wal_bytes(0)
+        .open(&backend.dir)
+        .expect("open");
+    for i in 1..=20 {
+        commit_step(&store, i);
+        if i == 5 || i == 10 {
+            store.checkpoint().expect("checkpoint");
+        }
+    }
+    drop(store);
+    let newest_snapshot = backend.names_ending(".snap").pop().expect("snapshot");
+    let mut snap = backend.read(&newest_snapshot);
+    let len = snap.len();
+    snap[len - 10] ^= 0xFF;
+    backend.write(&newest_snapshot, &snap);
+    let segment = backend.names_ending(".wal").pop().expect("segment");
+    let mut bytes = backend.read(&segment);
+    let scanned = walstore::wal::scan::scan(&bytes, &backend.path(&segment)).expect("scan");
+    assert!(scanned.records.len() >= 3, "{}", scanned.records.len());
+    bytes[scanned.records[0].offset as usize + 40] ^= 0x10;
+    backend.write(&segment, &bytes);
+    backend.write("00000000000000000007.snap.tmp", b"leftover");
+    let names = backend.names();
+    let before: Vec<Vec<u8>> = names.iter().map(|name| backend.read(name)).collect();
+    assert!(matches!(
+        backend.options().open(&backend.dir),
+        Err(Error::Corrupt { .. })
+    ));
+    let after_names: Vec<String> = backend
+        .names()
+        .into_iter()
+        .filter(|n| n != walstore::LOCK_FILE)
+        .collect();
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| n != walstore::LOCK_FILE)
+        .collect();
+    assert_eq!(after_names, names, "no file removed or added");
+    for (name, bytes) in names.iter().zip(&before) {
+        if name != walstore::LOCK_FILE {
+            assert_eq!(&backend.read(name), bytes, "{name} unchanged");
+        }
+    }
+    assert!(!backend.dir.join("quarantine").exists());
+}

@@ -99,9 +99,7 @@ pub(crate) fn recover_up_to(
         sync_error: None,
         report: RecoveryReport::default(),
     };
-    if writer {
-        ctx.remove_temps(&listing)?;
-    } else {
+    if !writer {
         ctx.report.temps_found = listing.temps.iter().map(|name| dir.join(name)).collect();
     }
     let base = ctx.load_snapshot(&listing)?;
@@ -136,17 +134,21 @@ pub(crate) fn recover_up_to(
         // created): the empty state, for a reader too. A reader never writes the id.
         None => crate::util::random_id(),
     };
-    let active = if writer {
-        Some(ctx.open_active(last_scan, &version, store_id)?)
-    } else {
-        None
-    };
+    // Only now that recovery has succeeded does a writer change anything beyond what
+    // replay itself must (a torn tail, salvage): a strict open that meets corruption
+    // leaves every file as it was.
     if writer {
+        ctx.remove_temps(&listing)?;
         for path in std::mem::take(&mut ctx.damaged_snapshots) {
             let moved = ctx.quarantine_file(&path)?;
             ctx.report.quarantined.push(moved);
         }
     }
+    let active = if writer {
+        Some(ctx.open_active(last_scan, &version, store_id)?)
+    } else {
+        None
+    };
     ctx.report.lsn = version.lsn;
     ctx.report.duration = started.elapsed();
     Ok(Recovered {

@@ -46,12 +46,12 @@ pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::
         .open(dir)
 }
 
-/// A writer's recovery removes stray temporaries and moves a damaged snapshot into
-/// `quarantine/` before it reaches corruption further on. So that a strict writer
-/// command changes nothing when it fails, a read-only recovery (which writes nothing)
-/// looks for corruption first. Skipped where there is no store yet (import creates
-/// one) and while another process holds the lock: the writer open then fails with
-/// "locked", which is the error the user must see.
+/// A writer's recovery changes no store file until it has succeeded, but taking the
+/// lock rewrites `LOCK`'s holder information, and the contract says a failing strict
+/// command changes nothing at all. So a read-only recovery (which writes nothing) looks
+/// for corruption first. Skipped where there is no store yet (import creates one) and
+/// while another process holds the lock: the writer open then fails with "locked",
+/// which is the error the user must see. The cost is reading the WAL twice at open.
 fn strict_dry_run(dir: &Path) -> walstore::Result<()> {
     if walstore::lock_holder(&FsStorage, dir).is_ok_and(|holder| holder.is_some()) {
         return Ok(());
