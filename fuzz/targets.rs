@@ -173,7 +173,7 @@ fn fix_snapshot_checksums(bytes: &mut [u8]) {
         let crc = checksum(&[&bytes[top.clone()]]);
         bytes[footer + 40..footer + 44].copy_from_slice(&crc.to_le_bytes());
         let index_refs = bytes
-            .get(top.start + 48..top.end)
+            .get(top.start + walstore::snapshot::SECTION_COUNT * 8..top.end)
             .and_then(|refs| read_refs(refs, true))
             .unwrap_or_default();
         for index in index_refs {
@@ -259,7 +259,7 @@ fn read_all(store: &Store) -> (u64, String) {
     }
     if let Ok(docs) = read.docs() {
         for doc in docs.take(10_000).flatten() {
-            out += &format!("{doc} {:?}", read.doc(&doc));
+            out += &format!("{doc} {:?}", read.doc_terms(&doc));
         }
     }
     if let Ok(postings) = read.postings("alpha") {

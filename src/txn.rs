@@ -7,10 +7,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::fts::{DocTerms, FtsStats};
+use crate::fts::view::FtsView;
+use crate::fts::{DocEntry, DocTerms, FtsStats};
 use crate::model::fingerprint::Fingerprint;
 use crate::model::keys::{self, Tag};
-use crate::model::op::{Op, Posting, decode};
+use crate::model::op::{Op, decode, read_totals};
 use crate::model::value::Value;
 use crate::state::Version;
 use crate::store::{Durability, Inner};
@@ -276,15 +277,15 @@ impl ReadTxn {
         }))
     }
 
-    /// A document's indexed terms.
-    pub fn doc(&self, doc: &str) -> Result<Option<DocTerms>> {
+    /// A document's id and length, if it is indexed.
+    pub fn doc(&self, doc: &str) -> Result<Option<DocEntry>> {
         match self.version.get(&keys::simple(Tag::FtsDoc, doc))? {
-            Some(bytes) => Ok(Some(decode(&bytes, "fts document")?)),
+            Some(bytes) => Ok(Some(DocEntry::decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Every indexed document id, sorted by bytes (= by code point).
+    /// Every indexed document name, sorted by bytes (= by code point).
     pub fn docs(&self) -> Result<impl Iterator<Item = Result<String>> + '_> {
         let scan = self.version.scan(&[Tag::FtsDoc as u8])?;
         Ok(scan.map(|entry| {
@@ -293,16 +294,44 @@ impl ReadTxn {
         }))
     }
 
-    /// The documents containing `term`, with the term's frequency, sorted by doc id.
-    pub fn postings(&self, term: &str) -> Result<impl Iterator<Item = Result<(String, u32)>> + '_> {
-        let scan = self
-            .version
-            .scan(&keys::pair_prefix(Tag::FtsPosting, term))?;
-        Ok(scan.map(|entry| {
-            let (key, bytes) = entry?;
-            let (_, doc) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::FtsPosting))?;
-            Ok((doc, Posting::decode(&bytes)?.tf))
-        }))
+    /// Index terms starting with `prefix`, sorted, at most `max`. A term whose documents
+    /// were all removed may be listed until the next checkpoint drops it.
+    pub fn terms(&self, prefix: &str, max: usize) -> Result<Vec<String>> {
+        FtsView::new(&self.version).terms(prefix, max)
+    }
+
+    /// The documents containing `term`, with the term's frequency, sorted by name.
+    pub fn postings(
+        &self,
+        term: &str,
+    ) -> Result<impl Iterator<Item = Result<(String, u32)>> + use<>> {
+        let view = FtsView::new(&self.version);
+        let mut cursor = view.cursor(term)?;
+        let mut out = Vec::new();
+        while let Some(posting) = cursor.posting() {
+            out.push((view.doc_name(posting.doc)?, posting.tf));
+            cursor.advance()?;
+        }
+        out.sort_unstable();
+        Ok(out.into_iter().map(Ok))
+    }
+
+    /// A document's terms, rebuilt from the postings. It reads the whole index, so it
+    /// is for tests and tools: the store keeps no forward index.
+    pub fn doc_terms(&self, doc: &str) -> Result<Option<DocTerms>> {
+        let Some(entry) = self.doc(doc)? else {
+            return Ok(None);
+        };
+        let view = FtsView::new(&self.version);
+        let mut terms = Vec::new();
+        for term in view.terms("", usize::MAX)? {
+            let mut cursor = view.cursor(&term)?;
+            cursor.seek(entry.id)?;
+            if let Some(posting) = cursor.posting().filter(|p| p.doc == entry.id) {
+                terms.push((term, posting.tf));
+            }
+        }
+        Ok(Some(DocTerms { terms }))
     }
 
     /// Full-text search: BM25 over `query` (words, `prefix*`), at most `limit` hits,
@@ -318,10 +347,11 @@ impl ReadTxn {
 
     /// Index-wide totals (document count, token count).
     pub fn fts_stats(&self) -> Result<FtsStats> {
-        match self.version.get(&[Tag::FtsStats as u8])? {
-            Some(bytes) => decode(&bytes, "fts stats"),
-            None => Ok(FtsStats::default()),
-        }
+        let totals = read_totals(self.version.as_ref())?;
+        Ok(FtsStats {
+            docs: totals.docs,
+            tokens: totals.tokens,
+        })
     }
 }
 

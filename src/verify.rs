@@ -125,6 +125,13 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
         match open_snapshot(storage, &path, true) {
             Ok(snapshot) => {
                 report.snapshot_entries_checked += snapshot.entry_count();
+                if let Err(error) = crate::fts::merge::check_postings(&snapshot) {
+                    report.corrupt(
+                        &error,
+                        &path,
+                        "a snapshot's posting lists must decode and name indexed documents",
+                    );
+                }
                 check_store_id(
                     &mut report,
                     &mut store_id,

@@ -172,7 +172,11 @@ fn regions(sim: &SimStorage, budget: usize) -> Vec<Region> {
     let len = bytes.len() as u64;
     let footer = len - 64;
     let top_offset = u64::from_le_bytes(bytes[footer as usize + 8..][..8].try_into().unwrap());
-    let top_refs = read_refs(&bytes[top_offset as usize + 48..footer as usize], true).unwrap();
+    let top_refs = read_refs(
+        &bytes[top_offset as usize + walstore::snapshot::SECTION_COUNT * 8..footer as usize],
+        true,
+    )
+    .unwrap();
     let index = &top_refs[0];
     let index_body = &bytes[index.offset as usize..][..index.body_len as usize];
     let data_refs = read_refs(index_body, false).unwrap();

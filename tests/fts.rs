@@ -191,7 +191,7 @@ fn fts_state(store: &Store) -> String {
     let mut terms = std::collections::BTreeSet::new();
     for doc in read.docs().expect("docs") {
         let doc = doc.expect("doc");
-        let doc_terms = read.doc(&doc).expect("doc").expect("present");
+        let doc_terms = read.doc_terms(&doc).expect("doc").expect("present");
         terms.extend(doc_terms.terms.iter().map(|(t, _)| t.clone()));
         out += &format!("{doc}: {doc_terms:?}\n");
     }

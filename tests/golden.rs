@@ -1,5 +1,6 @@
-//! Golden vectors: a small store of format version 1, committed to the repo, that every
-//! run opens and checks, plus byte-exact encodings. A format change cannot pass unnoticed:
+//! Golden vectors: a small store of the current format version (2), committed to the
+//! repo, that every run opens and checks, plus byte-exact encodings. The version 1 store
+//! is kept too: this build must refuse it with `UnsupportedVersion`, never misread it. A format change cannot pass unnoticed:
 //! it must bump `FORMAT_VERSION`, update `format-spec/`, and add new vectors.
 //!
 //! Regenerate (only together with a version bump):
@@ -19,7 +20,7 @@ use walstore::model::op::Op;
 use walstore::{Fingerprint, Store, Value};
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v2")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -139,6 +140,84 @@ fn golden_store_opens_with_the_expected_state() {
 }
 
 #[test]
+fn a_version_1_store_is_refused_by_name_and_left_unchanged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1"),
+        &dir,
+    );
+    let before: Vec<_> = walk(&dir);
+    for read_only in [false, true] {
+        let opened = if read_only {
+            Store::open_read_only(&dir)
+        } else {
+            Store::open(&dir)
+        };
+        match opened {
+            Err(walstore::Error::UnsupportedVersion {
+                found, supported, ..
+            }) => assert_eq!((found, supported), (1, 2)),
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+    }
+    let mut after = walk(&dir);
+    after.retain(|(name, _)| name != "LOCK");
+    let mut before = before;
+    before.retain(|(name, _)| name != "LOCK");
+    assert_eq!(before, after, "refusing changes no store file");
+}
+
+fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn posting_list_encoding_is_byte_exact() {
+    use walstore::fts::posting::{Posting, encode};
+    let p = |doc, tf, len| Posting { doc, tf, len };
+    // One block: count 3, then (gap, tf, len) per posting.
+    let short = encode(&[p(0, 1, 10), p(5, 2, 300), p(6, 1, 1)]);
+    assert_eq!(hex(&short), "0300010a0502ac02010101");
+    // 130 postings: two blocks, so a 2 x 20-byte skip table follows the count.
+    let long: Vec<Posting> = (0..130).map(|i| p(i * 2, 1 + (i % 3) as u32, 7)).collect();
+    let bytes = encode(&long);
+    assert_eq!(
+        hex(&bytes[..3]),
+        "8201fe",
+        "varint 130, then block 0's last_doc (254) LE"
+    );
+    assert_eq!(
+        hex(&bytes[2..42]),
+        concat!(
+            "fe00000000000000",
+            "80010000",
+            "03000000",
+            "07000000",
+            "0201000000000000",
+            "86010000",
+            "03000000",
+            "07000000"
+        )
+    );
+    assert_eq!(
+        walstore::fts::posting::decode_all(&bytes).expect("decode"),
+        long
+    );
+    let entry = walstore::fts::DocEntry { id: 300, len: 5 };
+    assert_eq!(hex(&entry.encode()), "ac0205");
+}
+
+#[test]
 fn record_encoding_is_byte_exact() {
     let ops = vec![Op::SetMeta {
         key: "k".into(),
@@ -168,4 +247,4 @@ fn hex(bytes: &[u8]) -> String {
 
 const GOLDEN_RECORD_HEX: &str =
     "fcdaeca1060000000700000000000000060000000000000001000000fd2648fa0100016b02030000";
-const GOLDEN_SEGMENT_HEADER_HEX: &str = "57414c53545345470100000040000000abababababababababababababababab01000000000000000000000000000000000000000000000000000000e9f16e9e";
+const GOLDEN_SEGMENT_HEADER_HEX: &str = "57414c53545345470200000040000000abababababababababababababababab01000000000000000000000000000000000000000000000000000000fef53b24";

@@ -101,7 +101,10 @@ impl State {
         }
         for doc in read.docs().expect("docs") {
             let doc = doc.expect("doc");
-            let terms = read.doc(&doc).expect("doc terms").expect("listed doc");
+            let terms = read
+                .doc_terms(&doc)
+                .expect("doc terms")
+                .expect("listed doc");
             state.docs.insert(doc, terms);
         }
         state

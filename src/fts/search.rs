@@ -5,16 +5,17 @@
 //! with idf(t) = ln(1 + (N − df + 0.5) / (df + 0.5)), k1 = 1.2, b = 0.75 (Lucene's BM25),
 //! N the number of documents, df the documents containing t, |D| the document's length
 //! in tokens and avgdl the mean length. Hits are ordered by score, highest first, ties
-//! by document id (byte order = code point order).
-
-use std::collections::HashMap;
+//! by document name (byte order = code point order).
+//!
+//! Top-k is computed without scoring every match ([`super::topk`]): block-max WAND
+//! skips blocks of postings whose best possible score cannot enter the top k.
 
 use serde::Serialize;
 
 use super::tokenizer;
+use super::topk::{self, Scored};
+use super::view::FtsView;
 use crate::error::Result;
-use crate::model::keys::{self, Tag};
-use crate::model::op::Posting;
 use crate::txn::ReadTxn;
 
 /// BM25 term-frequency saturation.
@@ -78,7 +79,7 @@ impl Query {
 /// One matching document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
-    /// Document id.
+    /// Document name.
     pub doc: String,
     /// BM25 score.
     pub score: f64,
@@ -91,75 +92,91 @@ pub struct SearchResults {
     pub lsn: u64,
     /// Matching documents, best first, at most the limit.
     pub hits: Vec<Hit>,
-    /// How many documents matched in all.
+    /// How many documents matched: exact when `total_matches_exact`, otherwise a lower
+    /// bound (pruning skipped documents that could not enter the top k uncounted).
     pub total_matches: usize,
+    /// Whether `total_matches` is exact.
+    pub total_matches_exact: bool,
     /// The index terms the query used (prefixes expanded).
     pub terms: Vec<String>,
     /// The indexing run in progress in the searched view: results may be incomplete.
     pub indexing: Option<crate::run::RunInfo>,
 }
 
+/// BM25's contribution of one term to one document's score. Every score and every
+/// bound is computed by this one function, so pruning compares like with like.
+pub fn term_score(idf: f64, tf: u32, len: u32, avgdl: f64) -> f64 {
+    let tf = f64::from(tf);
+    let norm = BM25_K1 * (1.0 - BM25_B + BM25_B * f64::from(len) / avgdl);
+    idf * tf * (BM25_K1 + 1.0) / (tf + norm)
+}
+
+/// BM25's inverse document frequency.
+pub fn idf(docs: u64, df: u64) -> f64 {
+    let (docs, df) = (docs as f64, df as f64);
+    (1.0 + (docs - df + 0.5) / (df + 0.5)).ln()
+}
+
 /// Runs `query` against `read`, returning at most `limit` hits.
 pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResults> {
     let stats = read.fts_stats()?;
-    let docs = stats.docs as f64;
     let avgdl = if stats.docs == 0 {
         1.0
     } else {
-        (stats.tokens as f64 / docs).max(f64::MIN_POSITIVE)
+        (stats.tokens as f64 / stats.docs as f64).max(f64::MIN_POSITIVE)
     };
-    let mut scores: HashMap<String, f64> = HashMap::new();
-    let mut used_terms = Vec::new();
+    let view = FtsView::new(read.version());
+    let mut index_terms: Vec<String> = Vec::new();
     for term in &query.terms {
-        for (index_term, postings) in postings_of(read, term)? {
-            let df = postings.len() as f64;
-            let idf = (1.0 + (docs - df + 0.5) / (df + 0.5)).ln();
-            for (doc, posting) in postings {
-                let tf = f64::from(posting.tf);
-                let norm = BM25_K1 * (1.0 - BM25_B + BM25_B * posting.doc_len as f64 / avgdl);
-                *scores.entry(doc).or_insert(0.0) += idf * tf * (BM25_K1 + 1.0) / (tf + norm);
+        let expanded = match term {
+            QueryTerm::Exact(token) => vec![token.clone()],
+            QueryTerm::Prefix(start) => view.terms(start, PREFIX_TERMS_MAX)?,
+        };
+        for index_term in expanded {
+            if !index_terms.contains(&index_term) {
+                index_terms.push(index_term);
             }
-            used_terms.push(index_term);
         }
     }
-    let total_matches = scores.len();
-    let mut hits: Vec<Hit> = scores
-        .into_iter()
-        .map(|(doc, score)| Hit { doc, score })
-        .collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.doc.cmp(&b.doc)));
-    hits.truncate(limit);
+    let mut cursors = Vec::new();
+    let mut idfs = Vec::new();
+    let mut used_terms = Vec::new();
+    let mut single_df = 0;
+    for term in &index_terms {
+        let cursor = view.cursor(term)?;
+        let df = view.doc_freq(&cursor)?;
+        if df == 0 {
+            continue;
+        }
+        single_df = df;
+        idfs.push(idf(stats.docs, df));
+        cursors.push(cursor);
+        used_terms.push(term.clone());
+    }
+    let scoring = topk::Scoring { idfs: &idfs, avgdl };
+    let Scored {
+        top,
+        matched,
+        exhaustive,
+    } = topk::top_k(&view, &mut cursors, &scoring, limit)?;
+    let (total_matches, total_matches_exact) = if cursors.len() == 1 {
+        (usize::try_from(single_df).unwrap_or(usize::MAX), true)
+    } else {
+        (matched, exhaustive)
+    };
+    let mut hits = Vec::with_capacity(top.len());
+    for (score, doc) in top {
+        hits.push(Hit {
+            doc: view.doc_name(doc)?,
+            score,
+        });
+    }
     Ok(SearchResults {
         lsn: read.lsn(),
         hits,
         total_matches,
+        total_matches_exact,
         terms: used_terms,
         indexing: read.indexing()?,
     })
-}
-
-/// An index term and its postings: `(doc, posting)`, sorted by doc.
-type TermPostings = (String, Vec<(String, Posting)>);
-
-/// The postings of each index term a query term stands for.
-fn postings_of(read: &ReadTxn, term: &QueryTerm) -> Result<Vec<TermPostings>> {
-    let prefix = match term {
-        QueryTerm::Exact(token) => keys::pair_prefix(Tag::FtsPosting, token),
-        QueryTerm::Prefix(start) => keys::simple(Tag::FtsPosting, start),
-    };
-    let mut out: Vec<TermPostings> = Vec::new();
-    for entry in read.version().scan(&prefix)? {
-        let (key, value) = entry?;
-        let (index_term, doc) = keys::split_pair(&key).ok_or_else(|| {
-            crate::Error::Conversion("a stored posting key does not decode".into())
-        })?;
-        let posting = Posting::decode(&value)?;
-        let terms_so_far = out.len();
-        match out.last_mut() {
-            Some((last, postings)) if *last == index_term => postings.push((doc, posting)),
-            _ if terms_so_far >= PREFIX_TERMS_MAX => break,
-            _ => out.push((index_term, vec![(doc, posting)])),
-        }
-    }
-    Ok(out)
 }

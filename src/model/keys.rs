@@ -6,10 +6,13 @@
 //! metadata     0x01 key
 //! config       0x02 key
 //! fingerprint  0x03 esc(namespace) 0x00 0x01 path
-//! fts doc      0x04 doc_id                          -> postcard(DocTerms)
-//! fts posting  0x05 esc(term) 0x00 0x01 doc_id      -> varint tf, varint doc length
-//! fts stats    0x06                                  -> postcard(FtsStats)
+//! fts doc      0x04 doc name                        -> varint doc id, varint length
+//! fts posting  0x05 term                            -> posting list (snapshots only)
+//! fts stats    0x06                                  -> postcard(FtsTotals)
+//! fts doc name 0x07 doc id (u64 big-endian)          -> doc name
 //! ```
+//! Posting lists live in snapshots; between checkpoints the postings of new documents
+//! are held in in-memory segments (`fts::overlay`), never as per-posting keys.
 //! `esc` doubles every 0x00 byte as 0x00 0xFF, so the terminator 0x00 0x01 sorts below
 //! any continuation and `(namespace, path)` pairs sort as tuples.
 
@@ -28,23 +31,26 @@ pub enum Tag {
     Config = 2,
     /// Fingerprints by namespace and path.
     Fingerprint = 3,
-    /// FTS forward index: a document's terms.
+    /// FTS documents: name to doc id and length.
     FtsDoc = 4,
-    /// FTS postings: term and document to term frequency.
+    /// FTS postings: term to its posting list.
     FtsPosting = 5,
-    /// FTS totals (document count, token count).
+    /// FTS totals (document count, token count, next doc id).
     FtsStats = 6,
+    /// FTS document names by doc id.
+    FtsDocName = 7,
 }
 
 impl Tag {
     /// Every tag, in key order.
-    pub const ALL: [Tag; 6] = [
+    pub const ALL: [Tag; 7] = [
         Tag::Metadata,
         Tag::Config,
         Tag::Fingerprint,
         Tag::FtsDoc,
         Tag::FtsPosting,
         Tag::FtsStats,
+        Tag::FtsDocName,
     ];
 
     /// The tag of an encoded key.
@@ -63,6 +69,7 @@ impl Tag {
             Tag::FtsDoc => "fts_docs",
             Tag::FtsPosting => "fts_postings",
             Tag::FtsStats => "fts_stats",
+            Tag::FtsDocName => "fts_doc_names",
         }
     }
 }
@@ -72,6 +79,14 @@ pub fn simple(tag: Tag, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + name.len());
     key.push(tag as u8);
     key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// `0x07 || id` (big-endian, so names sort by id).
+pub fn doc_name(id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(Tag::FtsDocName as u8);
+    key.extend_from_slice(&id.to_be_bytes());
     key
 }
 

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::fingerprint::Fingerprint;
 use super::keys::{self, Tag};
 use super::value::Value;
-use crate::codec::{get_varint, put_varint};
 use crate::error::{Error, Result};
-use crate::fts::{DocTerms, FtsStats};
+use crate::fts::{DOC_TOKENS_MAX, DocEntry, DocTerms, FtsTotals};
 
 /// One change inside a transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +75,10 @@ pub trait KvState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Sets `key` (`None`: deletes it).
     fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>);
+    /// Adds the postings of a new document.
+    fn fts_add(&mut self, doc: DocEntry, terms: &DocTerms);
+    /// Removes the postings of document `id`.
+    fn fts_remove(&mut self, id: u64);
 }
 
 impl Op {
@@ -113,8 +116,9 @@ impl Op {
             }
             Op::IndexDoc { doc, terms } => {
                 keys::check_len(&keys::simple(Tag::FtsDoc, doc))?;
+                check_terms(doc, terms)?;
                 for (term, _) in &terms.terms {
-                    keys::check_len(&keys::pair(Tag::FtsPosting, term, doc))?;
+                    keys::check_len(&keys::simple(Tag::FtsPosting, term))?;
                 }
                 Ok(())
             }
@@ -147,54 +151,78 @@ impl Op {
                 state.set(keys::pair(Tag::Fingerprint, ns, path), None)
             }
             Op::IndexDoc { doc, terms } => {
-                remove_doc(state, doc)?;
-                let doc_len = terms.token_count();
-                for (term, count) in &terms.terms {
-                    let posting = Posting {
-                        tf: *count,
-                        doc_len,
-                    };
-                    state.set(
-                        keys::pair(Tag::FtsPosting, term, doc),
-                        Some(posting.encode()),
-                    );
-                }
-                state.set(keys::simple(Tag::FtsDoc, doc), Some(encode(terms)?));
-                let mut stats = read_stats(state)?;
-                stats.docs += 1;
-                stats.tokens += terms.token_count();
-                state.set(vec![Tag::FtsStats as u8], Some(encode(&stats)?));
+                // Postings need unique, sorted terms: never apply a record that lacks them.
+                check_terms(doc, terms)?;
+                let mut totals = remove_doc(state, doc)?;
+                let len = u32::try_from(terms.token_count()).map_err(|_| {
+                    Error::InvalidArgument(format!("document {doc:?} has too many tokens"))
+                })?;
+                let entry = DocEntry {
+                    id: totals.next_doc_id,
+                    len,
+                };
+                totals.next_doc_id += 1;
+                totals.docs += 1;
+                totals.tokens += u64::from(len);
+                state.set(keys::simple(Tag::FtsDoc, doc), Some(entry.encode()));
+                state.set(keys::doc_name(entry.id), Some(doc.as_bytes().to_vec()));
+                state.fts_add(entry, terms);
+                state.set(vec![Tag::FtsStats as u8], Some(encode(&totals)?));
             }
             Op::RemoveDoc { doc } => {
-                remove_doc(state, doc)?;
+                let before = read_totals(state)?;
+                let totals = remove_doc(state, doc)?;
+                if totals != before {
+                    state.set(vec![Tag::FtsStats as u8], Some(encode(&totals)?));
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Removes `doc`'s postings, forward entry and totals, if it is indexed.
-fn remove_doc(state: &mut impl KvState, doc: &str) -> Result<Option<DocTerms>> {
-    let doc_key = keys::simple(Tag::FtsDoc, doc);
-    let Some(bytes) = state.get(&doc_key)? else {
-        return Ok(None);
-    };
-    let old: DocTerms = decode(&bytes, "fts document")?;
-    for (term, _) in &old.terms {
-        state.set(keys::pair(Tag::FtsPosting, term, doc), None);
+/// A document's terms are non-empty, unique and sorted, each counted >= 1, and its
+/// length fits a posting.
+fn check_terms(doc: &str, terms: &DocTerms) -> Result<()> {
+    if terms.token_count() > DOC_TOKENS_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "document {doc:?} has {} tokens, at most {DOC_TOKENS_MAX} allowed",
+            terms.token_count()
+        )));
     }
-    state.set(doc_key, None);
-    let mut stats = read_stats(state)?;
-    stats.docs = stats.docs.saturating_sub(1);
-    stats.tokens = stats.tokens.saturating_sub(old.token_count());
-    state.set(vec![Tag::FtsStats as u8], Some(encode(&stats)?));
-    Ok(Some(old))
+    let sorted = terms.terms.windows(2).all(|w| match w {
+        [a, b] => a.0 < b.0,
+        _ => true,
+    });
+    if !sorted || terms.terms.iter().any(|(t, tf)| t.is_empty() || *tf == 0) {
+        return Err(Error::InvalidArgument(format!(
+            "document {doc:?}: terms must be non-empty, unique and sorted, each counted >= 1"
+        )));
+    }
+    Ok(())
 }
 
-fn read_stats(state: &impl KvState) -> Result<FtsStats> {
+/// Removes `doc` if it is indexed; returns the totals without it.
+fn remove_doc(state: &mut impl KvState, doc: &str) -> Result<FtsTotals> {
+    let mut totals = read_totals(state)?;
+    let doc_key = keys::simple(Tag::FtsDoc, doc);
+    let Some(bytes) = state.get(&doc_key)? else {
+        return Ok(totals);
+    };
+    let old = DocEntry::decode(&bytes)?;
+    state.fts_remove(old.id);
+    state.set(keys::doc_name(old.id), None);
+    state.set(doc_key, None);
+    totals.docs = totals.docs.saturating_sub(1);
+    totals.tokens = totals.tokens.saturating_sub(u64::from(old.len));
+    Ok(totals)
+}
+
+/// The FTS totals stored under the stats key.
+pub fn read_totals(state: &impl KvState) -> Result<FtsTotals> {
     match state.get(&[Tag::FtsStats as u8])? {
         Some(bytes) => decode(&bytes, "fts stats"),
-        None => Ok(FtsStats::default()),
+        None => Ok(FtsTotals::default()),
     }
 }
 
@@ -207,35 +235,4 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     postcard::from_bytes(bytes)
         .map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
-}
-
-/// The value of a posting key: what BM25 needs about one (term, document) pair, so
-/// scoring never looks the document up. Encoded as two LEB128 varints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Posting {
-    /// Occurrences of the term in the document.
-    pub tf: u32,
-    /// The document's length in tokens.
-    pub doc_len: u64,
-}
-
-impl Posting {
-    /// `varint tf, varint doc_len`.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8);
-        put_varint(&mut out, u64::from(self.tf));
-        put_varint(&mut out, self.doc_len);
-        out
-    }
-
-    /// Decodes a stored posting value.
-    pub fn decode(bytes: &[u8]) -> Result<Posting> {
-        let mut pos = 0;
-        let tf = get_varint(bytes, &mut pos).and_then(|tf| u32::try_from(tf).ok());
-        let doc_len = get_varint(bytes, &mut pos);
-        match (tf, doc_len) {
-            (Some(tf), Some(doc_len)) if pos == bytes.len() => Ok(Posting { tf, doc_len }),
-            _ => Err(Error::Conversion("stored posting does not decode".into())),
-        }
-    }
 }

@@ -112,6 +112,7 @@ pub(crate) fn recover_up_to(
     ctx.report.snapshot = base.as_ref().map(|s| s.path().to_path_buf());
     let mut store_id = base.as_ref().map(|s| s.header().store_id);
     let last_scan = ctx.replay(&listing, &mut version, &mut store_id)?;
+    version.seal();
     let store_id = match store_id {
         Some(id) => id,
         // Snapshots existed but none validates, and no segment holds what they covered:

@@ -37,7 +37,7 @@ pub const FOOTER_BYTES: usize = 64;
 /// A data or index block is closed once its body reaches this many bytes.
 pub const BLOCK_BYTES_TARGET: usize = 4096;
 /// Number of collection tags counted in the top index.
-pub const SECTION_COUNT: usize = 6;
+pub const SECTION_COUNT: usize = 7;
 
 const _: () = assert!(SECTION_COUNT == crate::model::keys::Tag::ALL.len());
 

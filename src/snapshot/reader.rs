@@ -211,6 +211,11 @@ impl Snapshot {
         Ok(Some(cache.get_or_init(|| refs)))
     }
 
+    /// The file offset of `bytes`, a slice of this snapshot's map (for error reports).
+    pub fn offset_of(&self, bytes: &[u8]) -> u64 {
+        (bytes.as_ptr() as usize).wrapping_sub(self.map.as_ptr() as usize) as u64
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
         let mut cursor = self.seek(key)?;
@@ -304,7 +309,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn position(&self) -> u64 {
+    /// The file offset of the cursor (for error reports).
+    pub fn position(&self) -> u64 {
         self.body_offset + self.pos as u64
     }
 

@@ -6,12 +6,16 @@
 //! base    (the snapshot file the store opened or last checkpointed)
 //! ```
 //! The overlays are persistent maps (imbl): cloning is O(1) and a commit touches
-//! O(log n) nodes, so a reader holding an old version never blocks or copies.
+//! O(log n) nodes, so a reader holding an old version never blocks or copies. The FTS
+//! index has its own active and frozen overlays of immutable segments
+//! ([`crate::fts::overlay`]), cloned by `Arc`.
 
 use std::sync::Arc;
 
 use super::scan::{Scan, ValueRef};
 use crate::error::Result;
+use crate::fts::overlay::Overlay;
+use crate::fts::{DocEntry, DocTerms};
 use crate::model::op::KvState;
 use crate::snapshot::reader::Snapshot;
 
@@ -29,6 +33,11 @@ pub struct Version {
     pub frozen: Option<Layer>,
     /// Newest changes.
     pub active: Layer,
+    /// FTS postings of documents indexed (and ids removed) since the checkpoint in
+    /// progress began.
+    pub fts: Overlay,
+    /// FTS changes a running checkpoint is merging into its snapshot.
+    pub fts_frozen: Option<Overlay>,
 }
 
 impl Version {
@@ -56,10 +65,24 @@ impl Version {
         self.active.len() + self.frozen.as_ref().map_or(0, Layer::len)
     }
 
-    /// Moves the active overlay into `frozen`, for a checkpoint to write out.
+    /// Makes the FTS documents applied since the last seal visible. Whoever applies
+    /// ops seals before publishing the version (once per commit group, so a batch of
+    /// documents becomes one segment).
+    pub fn seal(&mut self) {
+        self.fts.seal();
+    }
+
+    /// Whether FTS documents were applied since the last seal.
+    pub fn has_unsealed(&self) -> bool {
+        self.fts.has_unsealed()
+    }
+
+    /// Moves the active overlays into `frozen`, for a checkpoint to write out.
     pub fn freeze(&mut self) {
         debug_assert!(self.frozen.is_none(), "one checkpoint at a time");
+        self.seal();
         self.frozen = Some(std::mem::take(&mut self.active));
+        self.fts_frozen = Some(std::mem::take(&mut self.fts));
     }
 
     /// Undoes [`Version::freeze`] after a failed checkpoint: newer active entries win.
@@ -68,16 +91,29 @@ impl Version {
             let active = std::mem::take(&mut self.active);
             self.active = active.union(frozen);
         }
+        if let Some(mut frozen) = self.fts_frozen.take() {
+            frozen.absorb(std::mem::take(&mut self.fts));
+            self.fts = frozen;
+        }
     }
 
     /// Replaces `base` and `frozen` by the snapshot a checkpoint just wrote.
     pub fn install(&mut self, snapshot: Arc<Snapshot>) {
         self.base = Some(snapshot);
         self.frozen = None;
+        self.fts_frozen = None;
     }
 }
 
 impl KvState for Version {
+    fn fts_add(&mut self, doc: DocEntry, terms: &DocTerms) {
+        self.fts.add(doc.id, doc.len, terms);
+    }
+
+    fn fts_remove(&mut self, id: u64) {
+        self.fts.remove(id);
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(Version::get(self, key)?.map(|value| value.to_vec()))
     }

@@ -73,8 +73,7 @@ impl Inner {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = frozen.scan(&[]).and_then(|scan| {
-            let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
+        let written = crate::fts::merge::snapshot_entries(&frozen).and_then(|entries| {
             snapshot::writer::write_noting_sync_failure(
                 self.storage.as_ref(),
                 &self.dir,
@@ -239,9 +238,7 @@ impl Inner {
         if let Some(base) = &version.base {
             base.advise_full_scan();
         }
-        let entries = version
-            .scan(&[])?
-            .map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
+        let entries = crate::fts::merge::snapshot_entries(version)?;
         let written = snapshot::writer::write(storage, dest, self.store_id, lsn, entries)?;
         crate::wal::segment::create(
             storage,

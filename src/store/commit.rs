@@ -415,5 +415,6 @@ fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
         }
         working.lsn = txn.lsn;
     }
+    working.seal();
     Ok(())
 }

@@ -65,6 +65,7 @@ impl Inner {
             log.tail = None;
             return Err(error);
         }
+        log.working.seal();
         if log.working.lsn != before {
             *self.published.write() = Arc::new(log.working.clone());
         }

@@ -130,7 +130,7 @@ pub fn dump(store: &Store) -> String {
     }
     for doc in read.docs().expect("docs") {
         let doc = doc.expect("doc");
-        out += &format!("doc {doc} {:?}\n", read.doc(&doc).expect("doc terms"));
+        out += &format!("doc {doc} {:?}\n", read.doc_terms(&doc).expect("doc terms"));
     }
     out += &format!("stats {:?}\n", read.fts_stats().expect("stats"));
     out

@@ -163,7 +163,7 @@ pub fn try_dump(store: &Store) -> walstore::Result<String> {
     }
     for doc in read.docs()? {
         let doc = doc?;
-        out += &format!("doc {doc} {:?}\n", read.doc(&doc)?);
+        out += &format!("doc {doc} {:?}\n", read.doc_terms(&doc)?);
     }
     out += &format!("stats {:?}\n", read.fts_stats()?);
     Ok(out)

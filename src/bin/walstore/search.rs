@@ -78,8 +78,13 @@ pub fn run(args: &Args) -> CliResult {
         ))?;
     }
     out.line(format!(
-        "{} of {} matching documents (lsn {})",
+        "{} of {}{} matching documents (lsn {})",
         results.hits.len(),
+        if results.total_matches_exact {
+            ""
+        } else {
+            "at least "
+        },
         results.total_matches,
         results.lsn
     ))?;

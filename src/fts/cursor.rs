@@ -1,0 +1,274 @@
+//! A cursor over one term's live postings in a version: the snapshot's stored list, then
+//! each in-memory segment's postings, oldest first (doc ids ascend across them), with
+//! removed documents skipped. It moves forward only: `advance`, `seek`, and a shallow
+//! look at the bound of the block a target doc would fall in (block-max pruning).
+
+use std::path::Path;
+
+use super::posting::{BLOCK_POSTINGS, Block, BlockBound, DecodeError, Posting, StoredList};
+use crate::error::{Error, Result};
+
+/// Doc id of an exhausted cursor.
+pub const END: u64 = u64::MAX;
+
+/// Where a term's postings come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A snapshot's list; `offset` is where it lies in `file` (for error reports).
+    Stored {
+        /// The list.
+        list: StoredList<'a>,
+        /// The snapshot file.
+        file: &'a Path,
+        /// The list's offset in the file.
+        offset: u64,
+    },
+    /// An in-memory segment's postings.
+    Memory(&'a [Posting]),
+}
+
+impl Source<'_> {
+    /// Postings, removed ones included.
+    pub fn len(&self) -> usize {
+        match self {
+            Source::Stored { list, .. } => list.len(),
+            Source::Memory(postings) => postings.len(),
+        }
+    }
+
+    /// Whether the source has no postings.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn blocks(&self) -> usize {
+        match self {
+            Source::Stored { list, .. } => list.blocks(),
+            Source::Memory(postings) => postings.len().div_ceil(BLOCK_POSTINGS),
+        }
+    }
+
+    fn chunk(postings: &[Posting], i: usize) -> &[Posting] {
+        let start = i.saturating_mul(BLOCK_POSTINGS).min(postings.len());
+        let end = start.saturating_add(BLOCK_POSTINGS).min(postings.len());
+        postings.get(start..end).unwrap_or_default()
+    }
+
+    fn last_doc_of(&self, i: usize) -> u64 {
+        match self {
+            Source::Stored { list, .. } => list.bound(i).last_doc,
+            Source::Memory(postings) => Self::chunk(postings, i).last().map_or(END, |p| p.doc),
+        }
+    }
+
+    /// The bound of block `i`.
+    pub fn bound(&self, i: usize) -> BlockBound {
+        match self {
+            Source::Stored { list, .. } => list.bound(i),
+            Source::Memory(postings) => BlockBound::of(Self::chunk(postings, i)),
+        }
+    }
+
+    fn last_doc(&self) -> u64 {
+        self.last_doc_of(self.blocks().saturating_sub(1))
+    }
+
+    /// The first block at or after `from` whose last doc is >= `target`.
+    fn block_for(&self, from: usize, target: u64) -> usize {
+        let (mut low, mut high) = (from, self.blocks());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.last_doc_of(mid) < target {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+
+    fn load(&self, i: usize, out: &mut Block, term: &str) -> Result<()> {
+        match self {
+            Source::Stored { list, file, offset } => list
+                .decode_block(i, out)
+                .map_err(|e| corrupt(file, *offset, term, e)),
+            Source::Memory(postings) => {
+                out.fill(Self::chunk(postings, i));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The error for a stored list that does not decode.
+pub fn corrupt(file: &Path, offset: u64, term: &str, reason: DecodeError) -> Error {
+    Error::corrupt(
+        file,
+        offset,
+        format!("posting list of term {term:?}: {reason}"),
+    )
+}
+
+/// A forward cursor over one term's live postings.
+#[derive(Debug)]
+pub struct TermCursor<'a> {
+    term: &'a str,
+    sources: Vec<Source<'a>>,
+    removed: &'a [u64],
+    removed_at: usize,
+    src: usize,
+    blk: usize,
+    pos: usize,
+    loaded: bool,
+    block: Box<Block>,
+    current: Option<Posting>,
+}
+
+impl<'a> TermCursor<'a> {
+    /// A cursor at the first live posting of `sources` (doc ranges ascending).
+    pub fn new(term: &'a str, sources: Vec<Source<'a>>, removed: &'a [u64]) -> Result<Self> {
+        let mut cursor = TermCursor {
+            term,
+            sources,
+            removed,
+            removed_at: 0,
+            src: 0,
+            blk: 0,
+            pos: 0,
+            loaded: false,
+            block: Box::default(),
+            current: None,
+        };
+        cursor.settle()?;
+        Ok(cursor)
+    }
+
+    /// The term.
+    pub fn term(&self) -> &'a str {
+        self.term
+    }
+
+    /// The sources, as given.
+    pub fn sources(&self) -> &[Source<'a>] {
+        &self.sources
+    }
+
+    /// The current doc id, [`END`] when exhausted.
+    pub fn doc(&self) -> u64 {
+        self.current.map_or(END, |p| p.doc)
+    }
+
+    /// The current posting.
+    pub fn posting(&self) -> Option<Posting> {
+        self.current
+    }
+
+    /// Moves to the next live posting.
+    pub fn advance(&mut self) -> Result<()> {
+        if self.current.is_some() {
+            self.pos += 1;
+        }
+        self.settle()
+    }
+
+    /// Moves to the first live posting with doc id >= `target`.
+    pub fn seek(&mut self, target: u64) -> Result<()> {
+        if self.doc() >= target {
+            return Ok(());
+        }
+        while self
+            .sources
+            .get(self.src)
+            .is_some_and(|s| s.last_doc() < target)
+        {
+            self.next_source();
+        }
+        let Some(source) = self.sources.get(self.src) else {
+            self.current = None;
+            return Ok(());
+        };
+        if source.last_doc_of(self.blk) < target {
+            self.blk = source.block_for(self.blk + 1, target);
+            self.pos = 0;
+            self.loaded = false;
+        }
+        if !self.loaded {
+            self.load()?;
+        }
+        let rest = self.block.postings().get(self.pos..).unwrap_or_default();
+        self.pos += rest.partition_point(|p| p.doc < target);
+        self.settle()
+    }
+
+    /// The bound of the block holding the first posting >= `target`, without moving
+    /// (removed documents included; `None`: no posting is >= `target`).
+    pub fn shallow(&self, target: u64) -> Option<BlockBound> {
+        let mut src = self.src;
+        let mut blk = self.blk;
+        while self.sources.get(src).is_some_and(|s| s.last_doc() < target) {
+            src += 1;
+            blk = 0;
+        }
+        let source = self.sources.get(src)?;
+        if source.last_doc_of(blk) < target {
+            blk = source.block_for(blk + 1, target);
+        }
+        Some(source.bound(blk))
+    }
+
+    /// The loosest bound over every block (for the term's best possible score).
+    pub fn bounds(&self) -> impl Iterator<Item = BlockBound> + '_ {
+        self.sources
+            .iter()
+            .flat_map(|s| (0..s.blocks()).map(move |i| s.bound(i)))
+    }
+
+    fn next_source(&mut self) {
+        self.src += 1;
+        self.blk = 0;
+        self.pos = 0;
+        self.loaded = false;
+    }
+
+    fn load(&mut self) -> Result<()> {
+        if let Some(source) = self.sources.get(self.src) {
+            source.load(self.blk, &mut self.block, self.term)?;
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Settles on the first live posting at or after the position.
+    fn settle(&mut self) -> Result<()> {
+        loop {
+            let Some(blocks) = self.sources.get(self.src).map(|s| s.blocks()) else {
+                self.current = None;
+                return Ok(());
+            };
+            if !self.loaded {
+                self.load()?;
+            }
+            if let Some(&posting) = self.block.postings().get(self.pos) {
+                while self
+                    .removed
+                    .get(self.removed_at)
+                    .is_some_and(|&r| r < posting.doc)
+                {
+                    self.removed_at += 1;
+                }
+                if self.removed.get(self.removed_at) == Some(&posting.doc) {
+                    self.pos += 1;
+                    continue;
+                }
+                self.current = Some(posting);
+                return Ok(());
+            }
+            self.blk += 1;
+            self.pos = 0;
+            self.loaded = false;
+            if self.blk >= blocks {
+                self.next_source();
+            }
+        }
+    }
+}

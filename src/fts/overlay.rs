@@ -1,0 +1,87 @@
+//! The FTS changes a version holds on top of its snapshot: sealed in-memory segments,
+//! and the ids of documents removed since the snapshot (or since they were added).
+//!
+//! Adding a document costs time in proportion to the document: its postings go into a
+//! builder, which the writer seals into a segment once per commit group. Segments merge
+//! in memory, tiered, so a search sees O(log n) of them; postings of removed documents
+//! stay in lists until the checkpoint rewrites them, and searches skip them.
+
+use std::sync::Arc;
+
+use super::DocTerms;
+use super::segment::{Segment, SegmentBuilder};
+
+/// A segment is merged into its older neighbour while that neighbour holds at most this
+/// many times its postings: sizes then grow geometrically, so a search meets O(log n)
+/// segments and a posting is copied O(log n) times before the checkpoint.
+const MERGE_RATIO: usize = 2;
+
+/// Sealed segments (oldest first), removals, and documents not yet sealed.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Sealed segments, oldest first; doc ids ascend across them.
+    pub segments: Arc<Vec<Arc<Segment>>>,
+    /// Removed documents whose postings lie in the snapshot or in a sealed segment.
+    pub removed: imbl::OrdSet<u64>,
+    builder: SegmentBuilder,
+}
+
+impl Overlay {
+    /// Adds a document's postings (visible after [`Overlay::seal`]).
+    pub fn add(&mut self, doc: u64, len: u32, terms: &DocTerms) {
+        self.builder.add(doc, len, terms);
+    }
+
+    /// Removes a document wherever its postings are.
+    pub fn remove(&mut self, doc: u64) {
+        if self.builder.holds(doc) {
+            self.builder.drop_doc(doc);
+        } else {
+            self.removed.insert(doc);
+        }
+    }
+
+    /// Whether documents were added since the last seal.
+    pub fn has_unsealed(&self) -> bool {
+        !self.builder.is_empty()
+    }
+
+    /// Makes the documents added since the last seal visible, as one segment.
+    pub fn seal(&mut self) {
+        let builder = std::mem::take(&mut self.builder);
+        let Some(mut newest) = builder.seal() else {
+            return;
+        };
+        let mut segments: Vec<Arc<Segment>> = self.segments.as_ref().clone();
+        while let Some(older) = segments.last() {
+            if older.postings_len() > MERGE_RATIO * newest.postings_len() {
+                break;
+            }
+            newest = Segment::merge(older, &newest);
+            segments.pop();
+        }
+        segments.push(Arc::new(newest));
+        self.segments = Arc::new(segments);
+    }
+
+    /// Appends a newer overlay's changes (undoing a freeze after a failed checkpoint).
+    pub fn absorb(&mut self, newer: Overlay) {
+        debug_assert!(!self.has_unsealed(), "a frozen overlay is sealed");
+        let mut segments: Vec<Arc<Segment>> = self.segments.as_ref().clone();
+        segments.extend(newer.segments.iter().cloned());
+        self.segments = Arc::new(segments);
+        self.removed = std::mem::take(&mut self.removed).union(newer.removed);
+        self.builder = newer.builder;
+    }
+
+    /// All sealed segments merged into one (oldest first in doc order).
+    pub fn merged(&self) -> Option<Segment> {
+        let mut newest_first = self.segments.iter().rev();
+        let last = newest_first.next()?;
+        let mut merged: Option<Segment> = None;
+        for older in newest_first {
+            merged = Some(Segment::merge(older, merged.as_ref().unwrap_or(last)));
+        }
+        Some(merged.unwrap_or_else(|| Segment::merge(&Segment::default(), last)))
+    }
+}

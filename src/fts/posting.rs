@@ -1,0 +1,344 @@
+//! Posting lists as a snapshot stores them: the value of key `0x05 term`.
+//!
+//! ```text
+//! varint count                     postings in the list, >= 1
+//! skip table (only if count > 128): one 20-byte entry per block of 128 postings
+//!     u64 last_doc   u32 end   u32 max_tf   u32 min_len      (little-endian)
+//! postings, block after block:     varint doc_gap, varint tf, varint len
+//! ```
+//! Doc ids ascend strictly. `doc_gap` is the difference from the previous posting's doc
+//! id; the first posting of a block counts from the previous block's `last_doc` (from 0
+//! for the first block), so any block decodes on its own. `end` is the offset just past
+//! the block's postings, counted from the start of the postings area. `max_tf` and
+//! `min_len` bound every posting of the block, so a block's best possible BM25 score is
+//! known without decoding it (block-max pruning).
+
+use crate::codec::{get_varint, put_varint, read_u32, read_u64};
+
+/// Postings per block.
+pub const BLOCK_POSTINGS: usize = 128;
+/// Bytes of one skip-table entry.
+pub const SKIP_ENTRY_BYTES: usize = 20;
+
+const _: () = assert!(BLOCK_POSTINGS.is_power_of_two() && SKIP_ENTRY_BYTES == 8 + 4 + 4 + 4);
+
+/// One (term, document) pair: what BM25 needs, so scoring never looks the document up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Posting {
+    /// The document's id.
+    pub doc: u64,
+    /// Occurrences of the term in the document, >= 1.
+    pub tf: u32,
+    /// The document's length in tokens.
+    pub len: u32,
+}
+
+/// What bounds the postings of one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockBound {
+    /// The block's last (largest) doc id.
+    pub last_doc: u64,
+    /// The largest tf in the block.
+    pub max_tf: u32,
+    /// The smallest document length in the block.
+    pub min_len: u32,
+}
+
+impl BlockBound {
+    /// The bound of `postings` (non-empty).
+    pub fn of(postings: &[Posting]) -> BlockBound {
+        BlockBound {
+            last_doc: postings.last().map_or(0, |p| p.doc),
+            max_tf: postings.iter().map(|p| p.tf).max().unwrap_or(0),
+            min_len: postings.iter().map(|p| p.len).min().unwrap_or(0),
+        }
+    }
+}
+
+/// Encodes `postings` (non-empty, doc ids strictly ascending) as a stored posting list.
+pub fn encode(postings: &[Posting]) -> Vec<u8> {
+    debug_assert!(!postings.is_empty(), "a stored list has postings");
+    debug_assert!(
+        postings
+            .windows(2)
+            .all(|w| w.first().map(|p| p.doc) < w.get(1).map(|p| p.doc)),
+        "doc ids ascend strictly"
+    );
+    let mut out = Vec::with_capacity(postings.len() * 4 + 8);
+    put_varint(&mut out, postings.len() as u64);
+    let blocks = postings.len().div_ceil(BLOCK_POSTINGS);
+    let skip_at = out.len();
+    if blocks > 1 {
+        out.resize(skip_at + blocks * SKIP_ENTRY_BYTES, 0);
+    }
+    let data_at = out.len();
+    let mut previous = 0u64;
+    for (i, block) in postings.chunks(BLOCK_POSTINGS).enumerate() {
+        for posting in block {
+            put_varint(&mut out, posting.doc - previous);
+            put_varint(&mut out, u64::from(posting.tf));
+            put_varint(&mut out, u64::from(posting.len));
+            previous = posting.doc;
+        }
+        if blocks > 1 {
+            let bound = BlockBound::of(block);
+            let end = u32::try_from(out.len() - data_at).unwrap_or(u32::MAX);
+            let entry = skip_at + i * SKIP_ENTRY_BYTES;
+            let mut fields = [0u8; SKIP_ENTRY_BYTES];
+            fields[..8].copy_from_slice(&bound.last_doc.to_le_bytes());
+            fields[8..12].copy_from_slice(&end.to_le_bytes());
+            fields[12..16].copy_from_slice(&bound.max_tf.to_le_bytes());
+            fields[16..].copy_from_slice(&bound.min_len.to_le_bytes());
+            if let Some(slot) = out.get_mut(entry..entry + SKIP_ENTRY_BYTES) {
+                slot.copy_from_slice(&fields);
+            }
+        }
+    }
+    out
+}
+
+/// A stored posting list, checked for framing when opened; blocks decode on demand.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredList<'a> {
+    count: usize,
+    skip: &'a [u8],
+    data: &'a [u8],
+    /// The bound of the only block, when there is no skip table.
+    single: Option<BlockBound>,
+}
+
+/// Why a stored posting list does not decode.
+pub type DecodeError = &'static str;
+
+impl<'a> StoredList<'a> {
+    /// Reads the header (and, for a one-block list, the block itself: it bounds itself).
+    pub fn open(bytes: &'a [u8]) -> Result<StoredList<'a>, DecodeError> {
+        let mut pos = 0;
+        let count = get_varint(bytes, &mut pos)
+            .and_then(|c| usize::try_from(c).ok())
+            .filter(|&c| c >= 1 && c <= bytes.len())
+            .ok_or("posting count is missing, zero or larger than the list")?;
+        let blocks = count.div_ceil(BLOCK_POSTINGS);
+        let skip_bytes = if blocks > 1 {
+            blocks * SKIP_ENTRY_BYTES
+        } else {
+            0
+        };
+        let skip = bytes
+            .get(pos..pos + skip_bytes)
+            .ok_or("skip table runs past the end of the list")?;
+        let data = bytes.get(pos + skip_bytes..).unwrap_or_default();
+        let mut list = StoredList {
+            count,
+            skip,
+            data,
+            single: None,
+        };
+        if blocks == 1 {
+            let mut buf = Block::default();
+            list.decode_block(0, &mut buf)?;
+            if buf.end != data.len() {
+                return Err("bytes follow the last posting");
+            }
+            list.single = Some(BlockBound::of(buf.postings()));
+        } else {
+            let last_end = read_u32(skip, (blocks - 1) * SKIP_ENTRY_BYTES + 8)
+                .ok_or("skip table truncated")?;
+            if usize::try_from(last_end).ok() != Some(data.len()) {
+                return Err("the last block's end is not the end of the list");
+            }
+        }
+        Ok(list)
+    }
+
+    /// Postings in the list (removed documents included).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a stored list has at least one posting.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Number of blocks.
+    pub fn blocks(&self) -> usize {
+        self.count.div_ceil(BLOCK_POSTINGS)
+    }
+
+    /// The bound of block `i` (< `blocks()`).
+    pub fn bound(&self, i: usize) -> BlockBound {
+        if let Some(single) = self.single {
+            return single;
+        }
+        let at = i * SKIP_ENTRY_BYTES;
+        BlockBound {
+            last_doc: read_u64(self.skip, at).unwrap_or(u64::MAX),
+            max_tf: read_u32(self.skip, at + 12).unwrap_or(u32::MAX),
+            min_len: read_u32(self.skip, at + 16).unwrap_or(0),
+        }
+    }
+
+    fn block_range(&self, i: usize) -> (usize, usize) {
+        if self.single.is_some() || self.blocks() == 1 {
+            return (0, self.data.len());
+        }
+        let end_of = |j: usize| {
+            read_u32(self.skip, j * SKIP_ENTRY_BYTES + 8)
+                .and_then(|e| usize::try_from(e).ok())
+                .unwrap_or(usize::MAX)
+        };
+        let start = if i == 0 { 0 } else { end_of(i - 1) };
+        (start, end_of(i))
+    }
+
+    /// Decodes block `i` into `out`, checking its framing and doc order.
+    pub fn decode_block(&self, i: usize, out: &mut Block) -> Result<(), DecodeError> {
+        let (start, end) = self.block_range(i);
+        let bytes = self
+            .data
+            .get(start..end)
+            .ok_or("a block's bytes lie outside the list")?;
+        let n = if i + 1 == self.blocks() {
+            self.count - i * BLOCK_POSTINGS
+        } else {
+            BLOCK_POSTINGS
+        };
+        let mut previous = if i == 0 {
+            0
+        } else {
+            self.bound(i - 1).last_doc
+        };
+        let mut pos = 0;
+        out.len = 0;
+        for k in 0..n {
+            let gap = get_varint(bytes, &mut pos).ok_or("posting doc gap truncated")?;
+            let tf = get_varint(bytes, &mut pos)
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&v| v >= 1)
+                .ok_or("posting tf truncated or out of range")?;
+            let len = get_varint(bytes, &mut pos)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or("posting length truncated or out of range")?;
+            if gap == 0 && !(i == 0 && k == 0) {
+                return Err("doc ids do not ascend");
+            }
+            let doc = previous.checked_add(gap).ok_or("doc id overflows")?;
+            previous = doc;
+            if let Some(slot) = out.items.get_mut(k) {
+                *slot = Posting { doc, tf, len };
+            }
+        }
+        out.len = n;
+        out.end = start + pos;
+        if self.single.is_none() && self.blocks() > 1 {
+            if pos != bytes.len() {
+                return Err("a block's postings do not fill it");
+            }
+            let bound = self.bound(i);
+            if BlockBound::of(out.postings()) != bound {
+                return Err("a block's skip entry does not match its postings");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One decoded block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    items: [Posting; BLOCK_POSTINGS],
+    len: usize,
+    end: usize,
+}
+
+impl Default for Block {
+    fn default() -> Self {
+        Block {
+            items: [Posting::default(); BLOCK_POSTINGS],
+            len: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Block {
+    /// The decoded postings.
+    pub fn postings(&self) -> &[Posting] {
+        self.items.get(..self.len).unwrap_or_default()
+    }
+
+    /// Fills the block from an in-memory slice (at most [`BLOCK_POSTINGS`]).
+    pub fn fill(&mut self, postings: &[Posting]) {
+        let n = postings.len().min(BLOCK_POSTINGS);
+        if let (Some(dst), Some(src)) = (self.items.get_mut(..n), postings.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = n;
+    }
+}
+
+/// Decodes a whole stored list (for checkpoints, `verify` and tools).
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<Posting>, DecodeError> {
+    let list = StoredList::open(bytes)?;
+    let mut out = Vec::with_capacity(list.len());
+    let mut block = Block::default();
+    for i in 0..list.blocks() {
+        list.decode_block(i, &mut block)?;
+        out.extend_from_slice(block.postings());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postings(n: u64) -> Vec<Posting> {
+        (0..n)
+            .map(|i| Posting {
+                doc: i * 5 + (i % 5),
+                tf: (i % 7) as u32 + 1,
+                len: (i % 11) as u32 * 10,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_round_trip_across_block_sizes() {
+        for n in [1, 2, 127, 128, 129, 256, 1000] {
+            let list = postings(n);
+            let bytes = encode(&list);
+            assert_eq!(decode_all(&bytes).unwrap(), list, "n = {n}");
+            let stored = StoredList::open(&bytes).unwrap();
+            for (i, chunk) in list.chunks(BLOCK_POSTINGS).enumerate() {
+                assert_eq!(stored.bound(i), BlockBound::of(chunk));
+            }
+        }
+    }
+
+    #[test]
+    fn first_doc_zero_is_allowed_and_repeats_are_not() {
+        let list = [Posting {
+            doc: 0,
+            tf: 1,
+            len: 1,
+        }];
+        assert_eq!(decode_all(&encode(&list)).unwrap(), list);
+        // count 2, then (0,1,1) twice: a repeated doc id.
+        assert!(decode_all(&[2, 0, 1, 1, 0, 1, 1]).is_err());
+    }
+
+    #[test]
+    fn every_truncation_and_most_flips_are_rejected_without_panicking() {
+        let bytes = encode(&postings(300));
+        for cut in 0..bytes.len() {
+            assert!(decode_all(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x40;
+            let _ = decode_all(&damaged);
+        }
+    }
+}
