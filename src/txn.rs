@@ -126,6 +126,16 @@ impl WriteTxn {
         self
     }
 
+    /// Adds or replaces document `doc` given its terms, tokenized by the caller (for
+    /// instance on other threads, with [`DocTerms::from_text`]).
+    pub fn index_doc_terms(&mut self, doc: &str, terms: DocTerms) -> &mut Self {
+        self.ops.push(Op::IndexDoc {
+            doc: doc.to_owned(),
+            terms,
+        });
+        self
+    }
+
     /// Removes document `doc` from the full-text index.
     pub fn remove_doc(&mut self, doc: &str) -> &mut Self {
         self.ops.push(Op::RemoveDoc {

@@ -28,17 +28,17 @@ pub struct DocTerms {
 }
 
 impl DocTerms {
-    /// Tokenizes `text` and counts each token.
+    /// Tokenizes `text` and counts each token (one allocation per distinct term).
     pub fn from_text(text: &str) -> DocTerms {
-        let mut tokens = tokenizer::tokens(text);
-        tokens.sort_unstable();
-        let mut terms: Vec<(String, u32)> = Vec::new();
-        for token in tokens {
-            match terms.last_mut() {
-                Some((last, count)) if *last == token => *count = count.saturating_add(1),
-                _ => terms.push((token, 1)),
+        let mut counts: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
+        tokenizer::for_each_token(text, |token| match counts.get_mut(token) {
+            Some(count) => *count = count.saturating_add(1),
+            None => {
+                counts.insert(token.to_owned(), 1);
             }
-        }
+        });
+        let mut terms: Vec<(String, u32)> = counts.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         DocTerms { terms }
     }
 

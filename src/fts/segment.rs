@@ -6,8 +6,6 @@
 //! snapshot): concatenating sources oldest first keeps lists sorted, and merging two
 //! segments is a merge of their term lists with postings appended.
 
-use std::collections::HashMap;
-
 use super::DocTerms;
 use super::posting::Posting;
 
@@ -120,7 +118,7 @@ impl Segment {
 /// Documents applied since the last seal, not yet visible to searches.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentBuilder {
-    by_term: HashMap<Box<str>, Vec<Posting>>,
+    by_term: foldhash::HashMap<Box<str>, Vec<Posting>>,
     /// The smallest doc id added (every id added later is larger).
     pub first_doc: Option<u64>,
     /// Docs added here and removed again before the seal.

@@ -21,29 +21,152 @@ pub const TOKEN_BYTES_MAX: usize = 64;
 /// The tokens of `text`, in order.
 pub fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for identifier in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        let words: Vec<&str> = identifier.split('_').filter(|w| !w.is_empty()).collect();
-        if words.len() >= 2 {
-            push(&mut out, identifier.trim_matches('_'));
-        }
-        for word in words {
-            push(&mut out, word);
-            let parts = word_parts(word);
-            if parts.len() >= 2 {
-                for part in parts {
-                    push(&mut out, part);
-                }
-            }
-        }
-    }
+    for_each_token(text, |token| out.push(token.to_owned()));
     out
 }
 
-fn push(out: &mut Vec<String>, token: &str) {
-    let lower = token.to_lowercase();
-    if !lower.is_empty() && lower.len() <= TOKEN_BYTES_MAX {
-        out.push(lower);
+/// Calls `emit` with each token of `text`, in order, without allocating per token (the
+/// lowercased token is built in a reused buffer; ASCII takes a byte-level fast path that
+/// gives the same tokens as the Unicode rules).
+pub fn for_each_token(text: &str, mut emit: impl FnMut(&str)) {
+    let mut lower = String::new();
+    for identifier in identifiers(text) {
+        if identifier.is_ascii() {
+            ascii_identifier(identifier.as_bytes(), &mut emit);
+        } else {
+            unicode_identifier(identifier, &mut lower, &mut emit);
+        }
     }
+}
+
+/// Rules 2 and 3 for an ASCII identifier, on bytes.
+fn ascii_identifier(identifier: &[u8], emit: &mut impl FnMut(&str)) {
+    let mut buffer = [0u8; TOKEN_BYTES_MAX];
+    let mut push = |token: &[u8]| {
+        if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
+            return;
+        }
+        let Some(out) = buffer.get_mut(..token.len()) else {
+            return;
+        };
+        for (o, &b) in out.iter_mut().zip(token) {
+            *o = b.to_ascii_lowercase();
+        }
+        if let Ok(token) = std::str::from_utf8(out) {
+            emit(token);
+        }
+    };
+    let words = identifier.split(|&b| b == b'_').filter(|w| !w.is_empty());
+    if words.clone().nth(1).is_some() {
+        let start = identifier.iter().position(|&b| b != b'_').unwrap_or(0);
+        let end = identifier
+            .iter()
+            .rposition(|&b| b != b'_')
+            .map_or(0, |e| e + 1);
+        push(identifier.get(start..end).unwrap_or_default());
+    }
+    for word in words {
+        push(word);
+        let mut boundaries = ascii_boundaries(word).peekable();
+        if boundaries.peek().is_some() {
+            let mut start = 0;
+            for at in boundaries {
+                push(word.get(start..at).unwrap_or_default());
+                start = at;
+            }
+            push(word.get(start..).unwrap_or_default());
+        }
+    }
+}
+
+/// Rules 2 and 3 for an identifier with non-ASCII characters.
+fn unicode_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMut(&str)) {
+    let mut push = |token: &str| {
+        lower.clear();
+        lower.push_str(&token.to_lowercase());
+        if !lower.is_empty() && lower.len() <= TOKEN_BYTES_MAX {
+            emit(lower);
+        }
+    };
+    let mut words = identifier.split('_').filter(|w| !w.is_empty());
+    if words.clone().nth(1).is_some() {
+        push(identifier.trim_matches('_'));
+    }
+    for word in words.by_ref() {
+        push(word);
+        let parts = word_parts(word);
+        if parts.len() >= 2 {
+            for part in parts {
+                push(part);
+            }
+        }
+    }
+}
+
+/// Maximal runs of alphanumerics and `_` (rule 2's identifiers, possibly `_` only).
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    // Whether the character at `at` (a char boundary) is an identifier character, and
+    // its length.
+    let inside = move |at: usize| -> (bool, usize) {
+        match bytes.get(at) {
+            Some(&b) if b.is_ascii() => (b.is_ascii_alphanumeric() || b == b'_', 1),
+            Some(_) => text
+                .get(at..)
+                .and_then(|rest| rest.chars().next())
+                .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8())),
+            None => (false, 0),
+        }
+    };
+    std::iter::from_fn(move || {
+        while pos < bytes.len() {
+            let (is_inside, len) = inside(pos);
+            if is_inside {
+                break;
+            }
+            pos += len.max(1);
+        }
+        if pos >= bytes.len() {
+            return None;
+        }
+        let start = pos;
+        while pos < bytes.len() {
+            let (is_inside, len) = inside(pos);
+            if !is_inside {
+                break;
+            }
+            pos += len;
+        }
+        text.get(start..pos)
+    })
+}
+
+/// Byte offsets where an ASCII word splits (rule 3), in order.
+fn ascii_boundaries(word: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let class = |b: u8| {
+        if b.is_ascii_digit() {
+            Class::Digit
+        } else if b.is_ascii_uppercase() {
+            Class::Upper
+        } else if b.is_ascii_lowercase() {
+            Class::Lower
+        } else {
+            Class::Other
+        }
+    };
+    (1..word.len()).filter(move |&i| {
+        let a = word.get(i - 1).map_or(Class::Other, |&b| class(b));
+        let b = word.get(i).map_or(Class::Other, |&b| class(b));
+        let after_b = word.get(i + 1).map(|&b| class(b));
+        match (a, b) {
+            (Class::Lower, Class::Upper) => true,
+            (Class::Upper, Class::Upper) => after_b == Some(Class::Lower),
+            (Class::Digit, Class::Digit) => false,
+            (Class::Digit, _) | (_, Class::Digit) => true,
+            _ => false,
+        }
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,6 +221,50 @@ mod tests {
 
     fn toks(text: &str) -> Vec<String> {
         tokens(text)
+    }
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_the_unicode_rules() {
+        let samples = [
+            "atomicWriteJson MAX_RETRY_COUNT parse2d HTMLParser __x__ a_b_ _ x1y2Z3 ABCdef",
+            "fn main() { let XMLHttpRequest2 = foo_barBaz_QUX9; } // TODO(someone): v2.0.1",
+        ];
+        let alphabet: Vec<char> = "aZb_9 .ÉéΣσςß日x-Q0".chars().collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random: Vec<String> = Vec::new();
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 24) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            random.push(text);
+        }
+        for text in samples
+            .iter()
+            .copied()
+            .chain(random.iter().map(String::as_str))
+        {
+            let fast = tokens(text);
+            let mut slow = Vec::new();
+            for identifier in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                let words: Vec<&str> = identifier.split('_').filter(|w| !w.is_empty()).collect();
+                if words.len() >= 2 {
+                    slow.push(identifier.trim_matches('_').to_lowercase());
+                }
+                for word in words {
+                    slow.push(word.to_lowercase());
+                    let parts = super::word_parts(word);
+                    if parts.len() >= 2 {
+                        slow.extend(parts.iter().map(|p| p.to_lowercase()));
+                    }
+                }
+            }
+            slow.retain(|t| !t.is_empty() && t.len() <= super::TOKEN_BYTES_MAX);
+            assert_eq!(fast, slow, "{text}");
+        }
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn top_k(
         return Ok(Scored {
             top: Vec::new(),
             matched: 0,
-            exhaustive: limit == 0 && cursors.is_empty(),
+            exhaustive: cursors.is_empty(),
         });
     }
     if cursors.len() > WAND_TERMS_MAX || limit > WAND_LIMIT_MAX {

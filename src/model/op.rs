@@ -116,11 +116,7 @@ impl Op {
             }
             Op::IndexDoc { doc, terms } => {
                 keys::check_len(&keys::simple(Tag::FtsDoc, doc))?;
-                check_terms(doc, terms)?;
-                for (term, _) in &terms.terms {
-                    keys::check_len(&keys::simple(Tag::FtsPosting, term))?;
-                }
-                Ok(())
+                check_terms(doc, terms)
             }
             Op::RemoveDoc { doc } => keys::check_len(&keys::simple(Tag::FtsDoc, doc)),
         }
@@ -197,6 +193,18 @@ fn check_terms(doc: &str, terms: &DocTerms) -> Result<()> {
     if !sorted || terms.terms.iter().any(|(t, tf)| t.is_empty() || *tf == 0) {
         return Err(Error::InvalidArgument(format!(
             "document {doc:?}: terms must be non-empty, unique and sorted, each counted >= 1"
+        )));
+    }
+    // A term's posting key is its tag byte and the term.
+    if let Some((term, _)) = terms
+        .terms
+        .iter()
+        .find(|(t, _)| t.len() >= keys::KEY_BYTES_MAX)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "document {doc:?}: term of {} bytes, a key holds at most {}",
+            term.len(),
+            keys::KEY_BYTES_MAX - 1
         )));
     }
     Ok(())

@@ -91,15 +91,39 @@ pub fn run(
     let files = walk(settings, store_dir)?;
     batch.run = walstore::RunInfo::start(Some(files.len() as u64));
     batch.txn.set_run(&batch.run)?;
-    for (path, key) in files {
-        summary.scanned += 1;
-        progress(1);
-        seen.insert(key.clone());
-        batch.file(&path, &key, &mut summary)?;
-        if batch.is_full() {
-            batch.commit(&mut summary)?;
+    // Workers read, hash and tokenize files in parallel; this thread applies their
+    // results in walk order (so doc ids and batches do not depend on timing) and commits.
+    let read = store.read();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+    std::thread::scope(|scope| -> CliResult {
+        let mut receivers = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(PREPARED_IN_FLIGHT);
+            receivers.push(receiver);
+            let (files, read) = (&files, &read);
+            scope.spawn(move || {
+                for (path, key) in files.iter().skip(worker).step_by(workers) {
+                    if sender.send(prepare(read, settings, path, key)).is_err() {
+                        return; // the run stopped on an error
+                    }
+                }
+            });
         }
-    }
+        for (i, (_, key)) in files.iter().enumerate() {
+            let prepared = receivers
+                .get(i % workers)
+                .and_then(|r| r.recv().ok())
+                .ok_or_else(|| CliError::failed("an indexing worker stopped early".to_owned()))??;
+            summary.scanned += 1;
+            progress(1);
+            seen.insert(key.clone());
+            batch.apply(key, prepared, &mut summary)?;
+            if batch.is_full() {
+                batch.commit(&mut summary)?;
+            }
+        }
+        Ok(())
+    })?;
     for namespace in [NAMESPACE, SKIPPED_NAMESPACE] {
         let gone: Vec<String> = {
             let read = store.read();
@@ -137,7 +161,6 @@ pub fn run(
 struct Batch<'a> {
     store: &'a Store,
     settings: &'a Settings,
-    read: ReadTxn,
     txn: WriteTxn,
     files: usize,
     bytes: u64,
@@ -149,7 +172,6 @@ impl<'a> Batch<'a> {
         Batch {
             store,
             settings,
-            read: store.read(),
             txn: store.begin_write(),
             files: 0,
             bytes: 0,
@@ -168,86 +190,151 @@ impl<'a> Batch<'a> {
         let txn = std::mem::replace(&mut self.txn, self.store.begin_write());
         summary.lsn = txn.commit()?;
         summary.commits += 1;
-        self.read = self.store.read();
         self.files = 0;
         self.bytes = 0;
         Ok(())
     }
 
-    /// Adds one file's changes, if any.
-    fn file(&mut self, path: &Path, key: &str, summary: &mut RunSummary) -> CliResult {
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
-        let (size, mtime) = (metadata.len(), mtime_ns(&metadata));
-        let old = self.read.fingerprint(NAMESPACE, key)?;
-        let old_skipped = self.read.fingerprint(SKIPPED_NAMESPACE, key)?;
-        let same = |fp: &Option<Fingerprint>| {
-            fp.as_ref()
-                .is_some_and(|fp| fp.size == size && fp.mtime == mtime)
-        };
-        if same(&old) {
-            summary.unchanged += 1;
-            return Ok(());
-        }
-        let too_big = size > self.settings.max_file_bytes;
-        // A file skipped as binary stays skipped while unchanged; one skipped as too big
-        // is looked at again when the size bound no longer excludes it.
-        if same(&old_skipped)
-            && (too_big
-                || old_skipped
-                    .as_ref()
-                    .is_some_and(|fp| fp.hash == SKIPPED_BINARY))
-        {
-            summary.skipped += 1;
-            return Ok(());
-        }
-        let text = if too_big {
-            None
-        } else {
-            read_text(path, summary)?
-        };
-        self.files += 1;
-        let Some(text) = text else {
-            summary.skipped += 1;
-            if old.is_some() {
-                self.txn.delete_fingerprint(NAMESPACE, key).remove_doc(key);
-                summary.removed += 1;
+    /// Adds one prepared file's changes, if any.
+    fn apply(&mut self, key: &str, prepared: Prepared, summary: &mut RunSummary) -> CliResult {
+        summary.bytes_read += prepared.bytes_read;
+        match prepared.outcome {
+            Outcome::Unchanged => summary.unchanged += 1,
+            Outcome::StillSkipped => summary.skipped += 1,
+            Outcome::Skip {
+                had_doc,
+                fingerprint,
+            } => {
+                self.files += 1;
+                summary.skipped += 1;
+                if had_doc {
+                    self.txn.delete_fingerprint(NAMESPACE, key).remove_doc(key);
+                    summary.removed += 1;
+                }
+                self.txn
+                    .put_fingerprint(SKIPPED_NAMESPACE, key, fingerprint);
             }
-            self.txn.put_fingerprint(
-                SKIPPED_NAMESPACE,
-                key,
-                Fingerprint::new(
-                    if too_big {
-                        SKIPPED_TOO_BIG
-                    } else {
-                        SKIPPED_BINARY
-                    },
-                    size,
-                    mtime,
-                )?,
-            );
-            return Ok(());
-        };
-        if old_skipped.is_some() {
-            self.txn.delete_fingerprint(SKIPPED_NAMESPACE, key);
-        }
-        let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes();
-        let fingerprint = Fingerprint::new(hash, size, mtime)?;
-        match &old {
-            Some(fp) if fp.hash == hash => summary.unchanged += 1,
-            Some(_) => {
-                summary.changed += 1;
-                self.txn.index_doc(key, &text);
-            }
-            None => {
-                summary.new += 1;
-                self.txn.index_doc(key, &text);
+            Outcome::Text {
+                had_skipped,
+                fingerprint,
+                terms,
+            } => {
+                self.files += 1;
+                if had_skipped {
+                    self.txn.delete_fingerprint(SKIPPED_NAMESPACE, key);
+                }
+                match terms {
+                    Change::Same => summary.unchanged += 1,
+                    Change::Changed(terms) => {
+                        summary.changed += 1;
+                        self.txn.index_doc_terms(key, terms);
+                    }
+                    Change::New(terms) => {
+                        summary.new += 1;
+                        self.txn.index_doc_terms(key, terms);
+                    }
+                }
+                self.bytes += fingerprint.size;
+                self.txn.put_fingerprint(NAMESPACE, key, fingerprint);
             }
         }
-        self.txn.put_fingerprint(NAMESPACE, key, fingerprint);
-        self.bytes += size;
         Ok(())
     }
+}
+
+/// Prepared results a worker may hold ahead of the committing thread.
+const PREPARED_IN_FLIGHT: usize = 64;
+
+/// What one file needs, worked out off the committing thread.
+struct Prepared {
+    outcome: Outcome,
+    bytes_read: u64,
+}
+
+enum Outcome {
+    /// Size and mtime match the fingerprint: not read.
+    Unchanged,
+    /// Skipped before, and still to be skipped: not read.
+    StillSkipped,
+    /// Binary or too big now: record it as skipped, dropping any document.
+    Skip {
+        had_doc: bool,
+        fingerprint: Fingerprint,
+    },
+    /// Text: its fingerprint, and its terms if the content changed.
+    Text {
+        had_skipped: bool,
+        fingerprint: Fingerprint,
+        terms: Change,
+    },
+}
+
+enum Change {
+    Same,
+    Changed(walstore::DocTerms),
+    New(walstore::DocTerms),
+}
+
+/// Reads, fingerprints and tokenizes one file, against the run's starting view.
+fn prepare(read: &ReadTxn, settings: &Settings, path: &Path, key: &str) -> CliResult<Prepared> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+    let (size, mtime) = (metadata.len(), mtime_ns(&metadata));
+    let old = read.fingerprint(NAMESPACE, key)?;
+    let old_skipped = read.fingerprint(SKIPPED_NAMESPACE, key)?;
+    let same = |fp: &Option<Fingerprint>| {
+        fp.as_ref()
+            .is_some_and(|fp| fp.size == size && fp.mtime == mtime)
+    };
+    let done = |outcome| {
+        Ok(Prepared {
+            outcome,
+            bytes_read: 0,
+        })
+    };
+    if same(&old) {
+        return done(Outcome::Unchanged);
+    }
+    let too_big = size > settings.max_file_bytes;
+    // A file skipped as binary stays skipped while unchanged; one skipped as too big
+    // is looked at again when the size bound no longer excludes it.
+    if same(&old_skipped)
+        && (too_big
+            || old_skipped
+                .as_ref()
+                .is_some_and(|fp| fp.hash == SKIPPED_BINARY))
+    {
+        return done(Outcome::StillSkipped);
+    }
+    let (text, bytes_read) = if too_big { (None, 0) } else { read_text(path) };
+    let Some(text) = text else {
+        let hash = if too_big {
+            SKIPPED_TOO_BIG
+        } else {
+            SKIPPED_BINARY
+        };
+        return Ok(Prepared {
+            outcome: Outcome::Skip {
+                had_doc: old.is_some(),
+                fingerprint: Fingerprint::new(hash, size, mtime)?,
+            },
+            bytes_read,
+        });
+    };
+    let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes();
+    let terms = match &old {
+        Some(fp) if fp.hash == hash => Change::Same,
+        Some(_) => Change::Changed(walstore::DocTerms::from_text(&text)),
+        None => Change::New(walstore::DocTerms::from_text(&text)),
+    };
+    Ok(Prepared {
+        outcome: Outcome::Text {
+            had_skipped: old_skipped.is_some(),
+            fingerprint: Fingerprint::new(hash, size, mtime)?,
+            terms,
+        },
+        bytes_read,
+    })
 }
 
 /// The files under `settings.src` that the run looks at, with their document ids, in
@@ -276,18 +363,21 @@ fn walk(settings: &Settings, store_dir: &Path) -> CliResult<Vec<(PathBuf, String
     Ok(files)
 }
 
-/// The file's text, or `None` for a binary file (a NUL byte near the start).
-fn read_text(path: &Path, summary: &mut RunSummary) -> CliResult<Option<String>> {
+/// The file's text (`None` for a binary file: a NUL byte near the start) and the
+/// bytes read.
+fn read_text(path: &Path) -> (Option<String>, u64) {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         // Vanished or unreadable since the walk: not an error of the run.
-        Err(_) => return Ok(None),
+        Err(_) => return (None, 0),
     };
-    summary.bytes_read += bytes.len() as u64;
+    let read = bytes.len() as u64;
     if bytes.iter().take(BINARY_SNIFF_BYTES).any(|&b| b == 0) {
-        return Ok(None);
+        return (None, read);
     }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (Some(text), read)
 }
 
 /// The document id of a file: its path relative to the source root, with `/`.
