@@ -371,6 +371,23 @@ impl<'a> Cursor<'a> {
         Ok(Some(&self.key))
     }
 
+    /// The entry the cursor is at, as `(key, value)`, without moving past it.
+    pub fn peek_entry(&mut self) -> Result<Option<(&[u8], &'a [u8])>> {
+        if self.peek_key()?.is_none() {
+            return Ok(None);
+        }
+        let Some(range) = self.pending.clone() else {
+            return Ok(None);
+        };
+        let value = self.body.get(range).unwrap_or_default();
+        Ok(Some((&self.key, value)))
+    }
+
+    /// Moves past the entry [`Cursor::peek_entry`] returned (no-op if none was peeked).
+    pub fn advance(&mut self) {
+        self.pending = None;
+    }
+
     /// The next entry, as `(key, value)`.
     pub fn next_entry(&mut self) -> Result<Option<(&[u8], &'a [u8])>> {
         if self.peek_key()?.is_none() {
