@@ -211,6 +211,40 @@ impl Snapshot {
         Ok(Some(cache.get_or_init(|| refs)))
     }
 
+    /// The whole file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Every data block, in order, as `(ordinal, index entry)`.
+    pub(crate) fn data_refs(&self) -> Result<Vec<(usize, &BlockRef)>> {
+        let mut out = Vec::with_capacity(self.data_checked.len());
+        for (i, top_ref) in self.top.iter().enumerate() {
+            let first = usize::try_from(top_ref.count).unwrap_or(usize::MAX);
+            for (j, data_ref) in self.index_block(i)?.unwrap_or_default().iter().enumerate() {
+                out.push((first.saturating_add(j), data_ref));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Data block `ordinal` (its checksum checked once): its body, and its body followed
+    /// by its checksum as they lie in the file.
+    pub(crate) fn data_block(&self, ordinal: usize, data_ref: &BlockRef) -> Result<(&[u8], &[u8])> {
+        let body = self.block(data_ref, self.data_checked.get(ordinal))?;
+        let start = usize::try_from(data_ref.offset).unwrap_or(usize::MAX);
+        let framed = self
+            .map
+            .get(start..start + body.len() + 4)
+            .unwrap_or_default();
+        Ok((body, framed))
+    }
+
+    /// The error for a data block entry that does not decode.
+    pub(crate) fn malformed_entry(&self, offset: u64) -> Error {
+        Error::corrupt(&self.path, offset, "malformed entry in data block")
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
         let mut cursor = self.seek(key)?;
@@ -358,14 +392,8 @@ impl<'a> Cursor<'a> {
                     return Ok(None);
                 }
             }
-            let range =
-                block::next_entry(self.body, &mut self.pos, &mut self.key).ok_or_else(|| {
-                    Error::corrupt(
-                        &self.snapshot.path,
-                        self.position(),
-                        "malformed entry in data block",
-                    )
-                })?;
+            let range = block::next_entry(self.body, &mut self.pos, &mut self.key)
+                .ok_or_else(|| self.snapshot.malformed_entry(self.position()))?;
             self.pending = Some(range);
         }
         Ok(Some(&self.key))

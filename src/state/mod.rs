@@ -1,6 +1,7 @@
 //! The in-memory state: an immutable [`Version`] that readers hold (a snapshot file plus
 //! in-memory overlays of the changes since), and its merged reads.
 
+mod persist;
 mod scan;
 mod version;
 

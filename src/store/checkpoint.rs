@@ -73,17 +73,14 @@ impl Inner {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = frozen.scan(&[]).and_then(|scan| {
-            let entries = scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
-            snapshot::writer::write_noting_sync_failure(
-                self.storage.as_ref(),
-                &self.dir,
-                self.store_id,
-                lsn,
-                entries,
-                &mut sync_failed,
-            )
-        });
+        let written = snapshot::writer::write_with(
+            self.storage.as_ref(),
+            &self.dir,
+            self.store_id,
+            lsn,
+            &mut |out| frozen.write_snapshot(out),
+            &mut sync_failed,
+        );
         let installed = written.and_then(|written| {
             let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
             Ok((written, opened))
@@ -239,10 +236,14 @@ impl Inner {
         if let Some(base) = &version.base {
             base.advise_full_scan();
         }
-        let entries = version
-            .scan(&[])?
-            .map(|entry| entry.map(|(key, value)| (key, value.to_vec())));
-        let written = snapshot::writer::write(storage, dest, self.store_id, lsn, entries)?;
+        let written = snapshot::writer::write_with(
+            storage,
+            dest,
+            self.store_id,
+            lsn,
+            &mut |out| version.write_snapshot(out),
+            &mut false,
+        )?;
         crate::wal::segment::create(
             storage,
             dest,
