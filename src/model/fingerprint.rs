@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::get_postcard_u64;
+use crate::codec::{get_postcard_u64, put_varint};
 use crate::error::{Error, Result};
 
 /// Longest hash a fingerprint holds, in bytes (256 bits).
@@ -76,6 +76,14 @@ impl Fingerprint {
         let mtime = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
         Some((hash, size, mtime))
     }
+
+    /// Appends the stored form (`postcard(self)`) of a fingerprint given by its parts.
+    pub(crate) fn put_stored(out: &mut Vec<u8>, hash: &[u8], size: u64, mtime: i64) {
+        put_varint(out, hash.len() as u64);
+        out.extend_from_slice(hash);
+        put_varint(out, size);
+        put_varint(out, ((mtime << 1) ^ (mtime >> 63)) as u64);
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +100,9 @@ mod tests {
         ];
         for fp in fingerprints {
             let expected = postcard::to_allocvec(&fp).unwrap();
+            let mut ours = Vec::new();
+            Fingerprint::put_stored(&mut ours, &fp.hash, fp.size, fp.mtime);
+            assert_eq!(ours, expected);
             assert_eq!(Fingerprint::decode_stored(&expected).unwrap(), fp);
             // Every truncation and every single-byte change fails or decodes as postcard does.
             for cut in 0..expected.len() {

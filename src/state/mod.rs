@@ -2,8 +2,10 @@
 //! in-memory overlays of the changes since), and its merged reads.
 
 mod persist;
+mod replayed;
 mod scan;
 mod version;
 
+pub use replayed::{Mark, ReplayBatch, Replayed};
 pub use scan::{Scan, ValueRef};
 pub use version::{Layer, Version};

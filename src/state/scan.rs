@@ -62,6 +62,11 @@ impl<'a> Overlays<'a> {
                 sources.push((iter, head));
             }
         }
+        if let Some(replayed) = version.replayed.as_ref().filter(|r| !r.is_empty()) {
+            let mut iter: LayerIter<'a> = Box::new(replayed.range_from(start));
+            let head = iter.next();
+            sources.push((iter, head));
+        }
         let mut overlays = Overlays {
             sources,
             head: None,
