@@ -5,6 +5,9 @@
 //!   `Store::checkpoint` of the 1,000,000-fingerprint store (cached in `target/bench-data/`):
 //!   writes the whole snapshot (temp, fdatasync, rename, directory fsync) and drops what
 //!   it makes unnecessary. Goal: at most 2× the baseline.
+//! - `checkpoint_1m/walstore_checkpoint_insert_at_start`: the same after inserting or
+//!   deleting a key that sorts before every fingerprint, so no data block of the old
+//!   snapshot can be copied as it is and every entry is re-encoded (the worst case).
 //! - `checkpoint_1m/raw_write_fsync` (the baseline): write the same number of bytes as the
 //!   snapshot into a new file (1 MiB writes), then `fsync`.
 //! - Printed: durable-commit p50/p99 on one thread for a few seconds without a checkpoint,
@@ -71,6 +74,30 @@ fn checkpoint(c: &mut Criterion) {
             for _ in 0..iters {
                 i += 1;
                 touch(&store, i, Durability::None);
+                let started = Instant::now();
+                let report = store.checkpoint().expect("checkpoint");
+                total += started.elapsed();
+                assert!(report.written, "a snapshot was written");
+            }
+            total
+        });
+    });
+
+    // The worst case for block copying: a key inserted (or deleted) before every other
+    // fingerprint shifts every later block boundary, so every block is re-encoded.
+    group.bench_function("walstore_checkpoint_insert_at_start", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                i += 1;
+                let mut txn = store.begin_write();
+                txn.set_durability(Durability::None);
+                if i.is_multiple_of(2) {
+                    txn.put_fingerprint(common::NS, "0-first", common::fingerprint(0, i));
+                } else {
+                    txn.delete_fingerprint(common::NS, "0-first");
+                }
+                txn.commit().expect("commit");
                 let started = Instant::now();
                 let report = store.checkpoint().expect("checkpoint");
                 total += started.elapsed();

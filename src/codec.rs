@@ -65,6 +65,21 @@ pub fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Reads a `u64` varint exactly as postcard does: at most 10 bytes, the tenth at most 1
+/// (no overflow). `None` where postcard fails.
+pub fn get_postcard_u64(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10u32 {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (i < 9 || byte <= 1).then_some(value);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +102,32 @@ mod tests {
             assert_eq!(pos, out.len());
         }
         assert_eq!(get_varint(&[0x80], &mut 0), None);
+    }
+
+    #[test]
+    fn postcard_varints_match_postcard() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![0x80; 10],
+            vec![0xff; 11],
+            vec![0x80, 0x00],
+            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            vec![0x81],
+            vec![],
+        ];
+        for value in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            cases.push(out);
+        }
+        for case in cases {
+            let mut pos = 0;
+            let ours = get_postcard_u64(&case, &mut pos);
+            let theirs = postcard::take_from_bytes::<u64>(&case).ok();
+            assert_eq!(ours, theirs.map(|(v, _)| v), "{case:?}");
+            if let Some((_, rest)) = theirs {
+                assert_eq!(pos, case.len() - rest.len());
+            }
+        }
     }
 }

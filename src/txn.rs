@@ -255,7 +255,7 @@ impl ReadTxn {
     /// The fingerprint of `path` in namespace `ns`.
     pub fn fingerprint(&self, ns: &str, path: &str) -> Result<Option<Fingerprint>> {
         match self.version.get(&keys::pair(Tag::Fingerprint, ns, path))? {
-            Some(bytes) => Ok(Some(decode(&bytes, "fingerprint")?)),
+            Some(bytes) => Ok(Some(Fingerprint::decode_stored(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -265,13 +265,21 @@ impl ReadTxn {
         &self,
         ns: &str,
     ) -> Result<impl Iterator<Item = Result<(String, Fingerprint)>> + '_> {
-        let scan = self
-            .version
-            .scan(&keys::pair_prefix(Tag::Fingerprint, ns))?;
-        Ok(scan.map(|entry| {
-            let (key, bytes) = entry?;
-            let (_, path) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::Fingerprint))?;
-            Ok((path, decode(&bytes, "fingerprint")?))
+        let prefix = keys::pair_prefix(Tag::Fingerprint, ns);
+        let mut scan = self.version.scan(&prefix)?;
+        // The path is what follows the prefix (an escaped namespace holds no terminator):
+        // read from the borrowed key, with no copy of it.
+        Ok(std::iter::from_fn(move || {
+            let (key, bytes) = match scan.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return None,
+                Err(error) => return Some(Err(error)),
+            };
+            let path = key
+                .get(prefix.len()..)
+                .and_then(|path| std::str::from_utf8(path).ok())
+                .ok_or_else(|| bad_key(Tag::Fingerprint));
+            Some(path.and_then(|path| Ok((path.to_owned(), Fingerprint::decode_stored(&bytes)?))))
         }))
     }
 
@@ -279,11 +287,15 @@ impl ReadTxn {
     pub fn all_fingerprints(
         &self,
     ) -> Result<impl Iterator<Item = Result<(String, String, Fingerprint)>> + '_> {
-        let scan = self.version.scan(&[Tag::Fingerprint as u8])?;
-        Ok(scan.map(|entry| {
-            let (key, bytes) = entry?;
-            let (ns, path) = keys::split_pair(&key).ok_or_else(|| bad_key(Tag::Fingerprint))?;
-            Ok((ns, path, decode(&bytes, "fingerprint")?))
+        let mut scan = self.version.scan(&[Tag::Fingerprint as u8])?;
+        Ok(std::iter::from_fn(move || {
+            let (key, bytes) = match scan.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return None,
+                Err(error) => return Some(Err(error)),
+            };
+            let pair = keys::split_pair(key).ok_or_else(|| bad_key(Tag::Fingerprint));
+            Some(pair.and_then(|(ns, path)| Ok((ns, path, Fingerprint::decode_stored(&bytes)?))))
         }))
     }
 

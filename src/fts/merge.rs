@@ -13,22 +13,10 @@ use crate::state::Version;
 /// One snapshot entry: key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// The snapshot entries of every tag of `version`, in key order.
-pub fn snapshot_entries<'a>(
-    version: &'a Version,
-) -> Result<impl Iterator<Item = Result<Entry>> + 'a> {
-    let mut parts: Vec<Box<dyn Iterator<Item = Result<Entry>> + 'a>> = Vec::new();
-    for tag in Tag::ALL {
-        if tag == Tag::FtsPosting {
-            parts.push(Box::new(PostingMerge::new(version)?));
-        } else {
-            let scan = version.scan(&[tag as u8])?;
-            parts.push(Box::new(
-                scan.map(|entry| entry.map(|(key, value)| (key, value.to_vec()))),
-            ));
-        }
-    }
-    Ok(parts.into_iter().flatten())
+/// The posting lists a snapshot of `version` holds, in key order: the FTS section of
+/// the snapshot (`Version::write_snapshot` writes every other section).
+pub fn posting_entries(version: &Version) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
+    PostingMerge::new(version)
 }
 
 /// The merged posting lists of a version, as snapshot entries.
@@ -52,9 +40,10 @@ impl<'a> PostingMerge<'a> {
         removed.sort_unstable();
         let mut newest_first = segments.iter().rev();
         let segment = newest_first.next().map(|newest| {
-            newest_first.fold(Segment::merge(&Segment::default(), newest), |acc, older| {
-                Segment::merge(older, &acc)
-            })
+            newest_first.fold(
+                Segment::merge(&Segment::default(), newest, &removed),
+                |acc, older| Segment::merge(older, &acc, &removed),
+            )
         });
         let base = match &version.base {
             Some(snapshot) => Some((snapshot.as_ref(), snapshot.seek(&[Tag::FtsPosting as u8])?)),

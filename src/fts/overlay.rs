@@ -46,21 +46,35 @@ impl Overlay {
         !self.builder.is_empty()
     }
 
-    /// Makes the documents added since the last seal visible, as one segment.
+    /// Makes the documents added since the last seal visible, as one segment. Merging
+    /// drops the postings of removed documents, and their ids from `removed`: every id
+    /// at or above the merged run's first lies in the run (older sources hold smaller
+    /// ids), so purged ids need no filtering any more.
     pub fn seal(&mut self) {
         let builder = std::mem::take(&mut self.builder);
         let Some(mut newest) = builder.seal() else {
             return;
         };
         let mut segments: Vec<Arc<Segment>> = self.segments.as_ref().clone();
+        let mut purged_from = None;
         while let Some(older) = segments.last() {
             if older.postings_len() > MERGE_RATIO * newest.postings_len() {
                 break;
             }
-            newest = Segment::merge(older, &newest);
+            let dead: Vec<u64> = self.removed.range(older.first_doc..).copied().collect();
+            newest = Segment::merge(older, &newest, &dead);
+            purged_from = Some(older.first_doc);
             segments.pop();
         }
-        segments.push(Arc::new(newest));
+        if let Some(first) = purged_from {
+            let purged: Vec<u64> = self.removed.range(first..).copied().collect();
+            for id in purged {
+                self.removed.remove(&id);
+            }
+        }
+        if newest.terms() > 0 {
+            segments.push(Arc::new(newest));
+        }
         self.segments = Arc::new(segments);
     }
 
@@ -72,16 +86,5 @@ impl Overlay {
         self.segments = Arc::new(segments);
         self.removed = std::mem::take(&mut self.removed).union(newer.removed);
         self.builder = newer.builder;
-    }
-
-    /// All sealed segments merged into one (oldest first in doc order).
-    pub fn merged(&self) -> Option<Segment> {
-        let mut newest_first = self.segments.iter().rev();
-        let last = newest_first.next()?;
-        let mut merged: Option<Segment> = None;
-        for older in newest_first {
-            merged = Some(Segment::merge(older, merged.as_ref().unwrap_or(last)));
-        }
-        Some(merged.unwrap_or_else(|| Segment::merge(&Segment::default(), last)))
     }
 }

@@ -12,6 +12,8 @@ use super::posting::Posting;
 /// Sorted terms, each with its postings (ascending doc ids).
 #[derive(Debug, Default)]
 pub struct Segment {
+    /// Every doc id in the segment is >= this (the first id its builder was given).
+    pub first_doc: u64,
     /// All terms, concatenated in order.
     term_bytes: String,
     /// Per term: end of its bytes in `term_bytes`, end of its postings in `postings`.
@@ -78,9 +80,11 @@ impl Segment {
         self.ends.push((self.term_bytes.len(), self.postings.len()));
     }
 
-    /// Merges an older and a newer segment (every doc id of `newer` is larger).
-    pub fn merge(older: &Segment, newer: &Segment) -> Segment {
+    /// Merges an older and a newer segment (every doc id of `newer` is larger),
+    /// dropping the postings of the documents in `dead` (sorted).
+    pub fn merge(older: &Segment, newer: &Segment, dead: &[u64]) -> Segment {
         let mut out = Segment {
+            first_doc: older.first_doc.min(newer.first_doc),
             term_bytes: String::with_capacity(older.term_bytes.len() + newer.term_bytes.len()),
             ends: Vec::with_capacity(older.terms() + newer.terms()),
             postings: Vec::with_capacity(older.postings.len() + newer.postings.len()),
@@ -94,24 +98,38 @@ impl Segment {
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    out.push(older.term(i), older.postings(i));
+                    out.push_live(older.term(i), &[older.postings(i)], dead);
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    out.push(newer.term(j), newer.postings(j));
+                    out.push_live(newer.term(j), &[newer.postings(j)], dead);
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
-                    out.term_bytes.push_str(older.term(i));
-                    out.postings.extend_from_slice(older.postings(i));
-                    out.postings.extend_from_slice(newer.postings(j));
-                    out.ends.push((out.term_bytes.len(), out.postings.len()));
+                    out.push_live(older.term(i), &[older.postings(i), newer.postings(j)], dead);
                     i += 1;
                     j += 1;
                 }
             }
         }
         out
+    }
+
+    /// Appends a term with the postings of `lists` not in `dead` (if any remain).
+    fn push_live(&mut self, term: &str, lists: &[&[Posting]], dead: &[u64]) {
+        let before = self.postings.len();
+        for list in lists {
+            if dead.is_empty() {
+                self.postings.extend_from_slice(list);
+            } else {
+                self.postings
+                    .extend(list.iter().filter(|p| dead.binary_search(&p.doc).is_err()));
+            }
+        }
+        if self.postings.len() > before {
+            self.term_bytes.push_str(term);
+            self.ends.push((self.term_bytes.len(), self.postings.len()));
+        }
     }
 }
 
@@ -161,7 +179,10 @@ impl SegmentBuilder {
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut dropped = self.dropped;
         dropped.sort_unstable();
-        let mut segment = Segment::default();
+        let mut segment = Segment {
+            first_doc: self.first_doc.unwrap_or(0),
+            ..Segment::default()
+        };
         for (term, mut postings) in terms {
             if !dropped.is_empty() {
                 postings.retain(|p| dropped.binary_search(&p.doc).is_err());
@@ -191,7 +212,7 @@ mod tests {
         b.add(3, 2, &doc("beta gamma"));
         b.add(4, 1, &doc("zeta"));
         b.drop_doc(4);
-        let merged = Segment::merge(&a.seal().unwrap(), &b.seal().unwrap());
+        let merged = Segment::merge(&a.seal().unwrap(), &b.seal().unwrap(), &[]);
         let terms: Vec<&str> = (0..merged.terms()).map(|i| merged.term(i)).collect();
         assert_eq!(terms, ["alpha", "beta", "gamma"]);
         let beta: Vec<u64> = merged.find("beta").unwrap().iter().map(|p| p.doc).collect();

@@ -74,12 +74,37 @@ pub fn top_k(
         return score_all(view, cursors, scoring, limit);
     }
     let mut top = TopK::new(view, limit);
-    let matched = block_max_wand(cursors, scoring, &mut top)?;
+    let matched = match cursors {
+        [cursor] => block_max_single(cursor, scoring, &mut top)?,
+        _ => block_max_wand(cursors, scoring, &mut top)?,
+    };
     Ok(Scored {
         top: top.items,
         matched,
         exhaustive: false,
     })
+}
+
+/// One term: score block by block, skipping each block whose bound cannot reach the
+/// k-th score. Returns the number of documents scored.
+fn block_max_single(
+    cursor: &mut TermCursor<'_>,
+    scoring: &Scoring<'_>,
+    top: &mut TopK<'_, '_>,
+) -> Result<usize> {
+    let mut scored = 0;
+    while let Some(block) = cursor.shallow(cursor.doc()) {
+        if scoring.bound(0, block.max_tf, block.min_len) < top.threshold() {
+            cursor.seek(block.last_doc.saturating_add(1))?;
+            continue;
+        }
+        while let Some(posting) = cursor.posting().filter(|p| p.doc <= block.last_doc) {
+            top.offer(scoring.score(0, posting.tf, posting.len), posting.doc)?;
+            scored += 1;
+            cursor.advance()?;
+        }
+    }
+    Ok(scored)
 }
 
 /// Block-max WAND. Returns the number of documents scored.

@@ -70,6 +70,9 @@ impl<'a> FtsView<'a> {
     /// every source, less those of removed documents.
     pub fn doc_freq(&self, cursor: &TermCursor<'_>) -> Result<u64> {
         let total: usize = cursor.sources().iter().map(Source::len).sum();
+        if self.removed.is_empty() {
+            return Ok(total as u64);
+        }
         let mut all = TermCursor::new(cursor.term(), cursor.sources().to_vec(), &[])?;
         let mut dead = 0usize;
         for &doc in &self.removed {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::{get_postcard_u64, put_varint};
 use crate::error::{Error, Result};
 
 /// Longest hash a fingerprint holds, in bytes (256 bits).
@@ -39,5 +40,89 @@ impl Fingerprint {
             )));
         }
         Ok(())
+    }
+}
+
+impl Fingerprint {
+    /// Decodes a stored fingerprint value: the same bytes, the same result and the same
+    /// failures as `postcard::from_bytes::<Fingerprint>` (trailing bytes ignored), without
+    /// serde's byte-by-byte sequence visit.
+    pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Fingerprint> {
+        Self::take_stored(bytes, &mut 0)
+            .ok_or_else(|| Error::Conversion("stored fingerprint does not decode".into()))
+    }
+
+    /// Reads a postcard-encoded fingerprint at `*pos`, advancing past it. `None` where
+    /// postcard fails.
+    pub(crate) fn take_stored(bytes: &[u8], pos: &mut usize) -> Option<Fingerprint> {
+        let (hash, size, mtime) = Self::take_stored_parts(bytes, pos)?;
+        Some(Fingerprint {
+            hash: hash.to_vec(),
+            size,
+            mtime,
+        })
+    }
+
+    /// [`Fingerprint::take_stored`], borrowing the hash.
+    pub(crate) fn take_stored_parts<'a>(
+        bytes: &'a [u8],
+        pos: &mut usize,
+    ) -> Option<(&'a [u8], u64, i64)> {
+        let len = usize::try_from(get_postcard_u64(bytes, pos)?).ok()?;
+        let hash = bytes.get(*pos..pos.checked_add(len)?)?;
+        *pos += len;
+        let size = get_postcard_u64(bytes, pos)?;
+        let zigzag = get_postcard_u64(bytes, pos)?;
+        let mtime = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+        Some((hash, size, mtime))
+    }
+
+    /// Appends the stored form (`postcard(self)`) of a fingerprint given by its parts.
+    pub(crate) fn put_stored(out: &mut Vec<u8>, hash: &[u8], size: u64, mtime: i64) {
+        put_varint(out, hash.len() as u64);
+        out.extend_from_slice(hash);
+        put_varint(out, size);
+        put_varint(out, ((mtime << 1) ^ (mtime >> 63)) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_is_postcard() {
+        let fingerprints = [
+            Fingerprint::new([0x11; 32], 100, -1).unwrap(),
+            Fingerprint::new([], 0, 0).unwrap(),
+            Fingerprint::new([0x22; 8], u64::MAX, i64::MIN).unwrap(),
+            Fingerprint::new(vec![0x80; 31], 1 << 40, i64::MAX).unwrap(),
+        ];
+        for fp in fingerprints {
+            let expected = postcard::to_allocvec(&fp).unwrap();
+            let mut ours = Vec::new();
+            Fingerprint::put_stored(&mut ours, &fp.hash, fp.size, fp.mtime);
+            assert_eq!(ours, expected);
+            assert_eq!(Fingerprint::decode_stored(&expected).unwrap(), fp);
+            // Every truncation and every single-byte change fails or decodes as postcard does.
+            for cut in 0..expected.len() {
+                let short = &expected[..cut];
+                assert_eq!(
+                    Fingerprint::decode_stored(short).ok(),
+                    postcard::from_bytes::<Fingerprint>(short).ok()
+                );
+            }
+            for at in 0..expected.len() {
+                for byte in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                    let mut changed = expected.clone();
+                    changed[at] = byte;
+                    assert_eq!(
+                        Fingerprint::decode_stored(&changed).ok(),
+                        postcard::from_bytes::<Fingerprint>(&changed).ok(),
+                        "{changed:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! | 12 | a checksummed record whose payload does not decode | corruption |
 //! | 13 | the WAL ends before the snapshot's lsn (commits made with `Durability::None` that a checkpoint covered) | the snapshot wins; a new segment starts after it |
 
+mod kv_batch;
 mod report;
 mod segments;
 
@@ -28,9 +29,10 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::header::{HEADER_BYTES, StoreId};
+use crate::model::op::KvState;
 use crate::model::op::Op;
 use crate::snapshot::reader::Snapshot;
-use crate::state::Version;
+use crate::state::{ReplayBatch, Version};
 use crate::storage::{OpenMode, Storage};
 use crate::store::{Options, RecoveryMode};
 use crate::wal::scan::{self, SegmentEnd, SegmentScan};
@@ -285,6 +287,10 @@ impl Ctx<'_> {
             .partition_point(|&first| first <= start_lsn)
             .saturating_sub(1);
         let mut last_scan = None;
+        let mut batch = ReplayBatch::default();
+        // One buffer for every segment (no fresh pages to fault in for each).
+        let mut bytes = Vec::new();
+        let mut batch_reserved = 0usize;
         let mut needed = segments
             .get(first_needed..)
             .unwrap_or_default()
@@ -293,7 +299,14 @@ impl Ctx<'_> {
         while let Some(&first_lsn) = needed.next() {
             let is_last = needed.peek().is_none();
             let path = self.path(&segment::file_name(first_lsn));
-            let bytes = read_all(self.storage, &path)?;
+            read_all_into(self.storage, &path, &mut bytes)?;
+            // About as many bytes of keys and values as of records; reserved ahead for
+            // every segment left (address space only: no realloc copies on the way).
+            if batch.bytes() + bytes.len() > batch_reserved {
+                let ahead = bytes.len().saturating_mul(needed.len() + 1);
+                batch.reserve(ahead.min(RESERVE_AHEAD_MAX));
+                batch_reserved = batch.bytes() + ahead.min(RESERVE_AHEAD_MAX);
+            }
             if is_last && bytes.len() < HEADER_BYTES {
                 self.torn_segment(&path, bytes.len())?;
                 break;
@@ -339,6 +352,13 @@ impl Ctx<'_> {
                     break;
                 }
                 let payload = bytes.get(record.payload.clone()).unwrap_or_default();
+                if kv_batch::decode_into(payload, &mut batch) {
+                    version.lsn = record.lsn;
+                    self.report.records_replayed += 1;
+                    continue;
+                }
+                // The general path reads the state: the batch goes in first.
+                apply_batch(version, &mut batch);
                 let ops: Vec<Op> = postcard::from_bytes(payload).map_err(|e| {
                     Error::corrupt(
                         &path,
@@ -365,6 +385,7 @@ impl Ctx<'_> {
                 break;
             }
         }
+        apply_batch(version, &mut batch);
         Ok(last_scan)
     }
 
@@ -575,6 +596,26 @@ impl Ctx<'_> {
     }
 }
 
+/// Most bytes of replayed changes reserved at once.
+const RESERVE_AHEAD_MAX: usize = 1 << 30;
+
+/// Moves the changes of `batch` into `version`: as its replayed layer while nothing
+/// else is above the base (the common case: one batch for the whole WAL), else one by
+/// one into the active overlay, in the order they were made.
+fn apply_batch(version: &mut Version, batch: &mut ReplayBatch) {
+    if batch.is_empty() {
+        return;
+    }
+    let batch = std::mem::take(batch);
+    if version.active.is_empty() && version.frozen.is_none() && version.replayed.is_none() {
+        version.replayed = Some(Arc::new(batch.finish()));
+        return;
+    }
+    for (key, value) in batch.changes() {
+        version.set(key.to_vec(), value.map(<[u8]>::to_vec));
+    }
+}
+
 /// Opens and checks a snapshot file.
 pub(crate) fn open_snapshot(
     storage: &dyn Storage,
@@ -595,6 +636,13 @@ pub(crate) fn open_snapshot(
 /// Reads a file up to the end of its written data: a trailing hole (unused
 /// preallocation) reads as zeros, and no verdict depends on trailing zeros.
 pub(crate) fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    read_all_into(storage, path, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read_all`] into `bytes` (its previous content replaced).
+fn read_all_into(storage: &dyn Storage, path: &Path, bytes: &mut Vec<u8>) -> Result<()> {
     let file = storage
         .open_file(path, OpenMode::Read)
         .map_err(|e| Error::io("open", path, e))?;
@@ -605,10 +653,10 @@ pub(crate) fn read_all(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
     // At least the header: a header that is a hole reads as zeros, which is damage to
     // it, exactly as written zeros would be.
     let len = data_len.max(full_len.min(HEADER_BYTES as u64));
-    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| Error::io("read", path, e))?;
-    Ok(bytes)
+    bytes.clear();
+    bytes.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+    file.read_exact_at(bytes, 0)
+        .map_err(|e| Error::io("read", path, e))
 }
 
 /// Writes a new file and makes it durable.

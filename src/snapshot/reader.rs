@@ -216,6 +216,40 @@ impl Snapshot {
         (bytes.as_ptr() as usize).wrapping_sub(self.map.as_ptr() as usize) as u64
     }
 
+    /// The whole file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Every data block, in order, as `(ordinal, index entry)`.
+    pub(crate) fn data_refs(&self) -> Result<Vec<(usize, &BlockRef)>> {
+        let mut out = Vec::with_capacity(self.data_checked.len());
+        for (i, top_ref) in self.top.iter().enumerate() {
+            let first = usize::try_from(top_ref.count).unwrap_or(usize::MAX);
+            for (j, data_ref) in self.index_block(i)?.unwrap_or_default().iter().enumerate() {
+                out.push((first.saturating_add(j), data_ref));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Data block `ordinal` (its checksum checked once): its body, and its body followed
+    /// by its checksum as they lie in the file.
+    pub(crate) fn data_block(&self, ordinal: usize, data_ref: &BlockRef) -> Result<(&[u8], &[u8])> {
+        let body = self.block(data_ref, self.data_checked.get(ordinal))?;
+        let start = usize::try_from(data_ref.offset).unwrap_or(usize::MAX);
+        let framed = self
+            .map
+            .get(start..start + body.len() + 4)
+            .unwrap_or_default();
+        Ok((body, framed))
+    }
+
+    /// The error for a data block entry that does not decode.
+    pub(crate) fn malformed_entry(&self, offset: u64) -> Error {
+        Error::corrupt(&self.path, offset, "malformed entry in data block")
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
         let mut cursor = self.seek(key)?;
@@ -364,17 +398,28 @@ impl<'a> Cursor<'a> {
                     return Ok(None);
                 }
             }
-            let range =
-                block::next_entry(self.body, &mut self.pos, &mut self.key).ok_or_else(|| {
-                    Error::corrupt(
-                        &self.snapshot.path,
-                        self.position(),
-                        "malformed entry in data block",
-                    )
-                })?;
+            let range = block::next_entry(self.body, &mut self.pos, &mut self.key)
+                .ok_or_else(|| self.snapshot.malformed_entry(self.position()))?;
             self.pending = Some(range);
         }
         Ok(Some(&self.key))
+    }
+
+    /// The entry the cursor is at, as `(key, value)`, without moving past it.
+    pub fn peek_entry(&mut self) -> Result<Option<(&[u8], &'a [u8])>> {
+        if self.peek_key()?.is_none() {
+            return Ok(None);
+        }
+        let Some(range) = self.pending.clone() else {
+            return Ok(None);
+        };
+        let value = self.body.get(range).unwrap_or_default();
+        Ok(Some((&self.key, value)))
+    }
+
+    /// Moves past the entry [`Cursor::peek_entry`] returned (no-op if none was peeked).
+    pub fn advance(&mut self) {
+        self.pending = None;
     }
 
     /// The next entry, as `(key, value)`.

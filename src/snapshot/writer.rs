@@ -43,13 +43,222 @@ impl BlockWriter<'_> {
         Ok(offset)
     }
 
+    /// Appends bytes that are already framed; a long run is written straight from
+    /// `bytes` (no copy through the buffer).
+    fn push_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() < RAW_DIRECT_BYTES {
+            return self.push(bytes);
+        }
+        self.flush()?;
+        self.file
+            .write_all_at(bytes, self.flushed)
+            .map_err(|e| Error::io("write", self.path, e))?;
+        self.flushed += bytes.len() as u64;
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
         self.file
             .write_all_at(&self.buffer, self.flushed)
             .map_err(|e| Error::io("write", self.path, e))?;
         self.flushed += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
+    }
+}
+
+/// Verbatim block runs at least this long are written from their source directly.
+const RAW_DIRECT_BYTES: usize = 64 * 1024;
+
+/// Builds a snapshot's blocks from entries in strictly ascending key order, or from
+/// whole data blocks of another snapshot copied verbatim (see [`Builder::copy_blocks`]).
+pub struct Builder<'a> {
+    out: BlockWriter<'a>,
+    sections: [u64; SECTION_COUNT],
+    data_refs: Vec<BlockRef>,
+    /// Where the open data block's body starts in `out.buffer` (blocks are built in place).
+    block_start: usize,
+    block_first_key: Vec<u8>,
+    block_entries: u64,
+    previous_key: Vec<u8>,
+    total: u64,
+}
+
+/// A data block to copy verbatim: its body and checksum (`framed`), and its index entry.
+#[derive(Debug, Clone, Copy)]
+pub struct CopiedBlock<'b> {
+    /// Body length (the 4-byte checksum follows it in `framed`).
+    pub body_len: u32,
+    /// Entries in the block.
+    pub count: u64,
+    /// Its first key.
+    pub first_key: &'b [u8],
+}
+
+impl<'a> Builder<'a> {
+    fn new(out: BlockWriter<'a>) -> Self {
+        Builder {
+            out,
+            sections: [0; SECTION_COUNT],
+            data_refs: Vec::new(),
+            block_start: 0,
+            block_first_key: Vec::new(),
+            block_entries: 0,
+            previous_key: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Whether the next entry starts a new data block.
+    pub fn at_block_boundary(&self) -> bool {
+        self.block_entries == 0
+    }
+
+    /// Appends one entry; its key must be above every key before it.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        assert!(
+            self.total == 0 || key > self.previous_key.as_slice(),
+            "snapshot keys must be strictly ascending"
+        );
+        let tag = Tag::of(key).ok_or_else(|| {
+            Error::InvalidArgument("snapshot key without a collection tag".into())
+        })?;
+        if let Some(count) = self.sections.get_mut(tag as usize - 1) {
+            *count += 1;
+        }
+        let previous: &[u8] = if self.block_entries == 0 {
+            self.block_start = self.out.buffer.len();
+            self.block_first_key.clear();
+            self.block_first_key.extend_from_slice(key);
+            &[]
+        } else {
+            &self.previous_key
+        };
+        block::put_entry(&mut self.out.buffer, previous, key, value);
+        self.previous_key.clear();
+        self.previous_key.extend_from_slice(key);
+        self.block_entries += 1;
+        self.total += 1;
+        if self.out.buffer.len() - self.block_start >= BLOCK_BYTES_TARGET {
+            self.close_block()?;
+        }
+        Ok(())
+    }
+
+    fn close_block(&mut self) -> Result<()> {
+        let body = self.out.buffer.get(self.block_start..).unwrap_or_default();
+        let body_len = body.len() as u32;
+        let crc = checksum(&[body]);
+        self.out.buffer.extend_from_slice(&crc.to_le_bytes());
+        self.data_refs.push(BlockRef {
+            offset: self.out.flushed + self.block_start as u64,
+            body_len,
+            count: self.block_entries,
+            first_key: std::mem::take(&mut self.block_first_key),
+        });
+        self.block_entries = 0;
+        if self.out.buffer.len() >= WRITE_BUFFER_BYTES {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends consecutive data blocks of another snapshot verbatim: `framed` is their
+    /// bytes (each body followed by its checksum), `blocks` their index entries, and
+    /// every entry's key has collection tag `tag`. Call only at a block boundary, with
+    /// blocks that the entry-by-entry path would have produced byte for byte: data
+    /// blocks of a version-1 snapshot whose entries are exactly the next entries to
+    /// write, none of them the last block of their snapshot (a block's encoding depends
+    /// only on its own entries, and a block closes at the first entry that takes its
+    /// body to `BLOCK_BYTES_TARGET`).
+    pub fn copy_blocks(
+        &mut self,
+        framed: &[u8],
+        blocks: &[CopiedBlock<'_>],
+        tag: Tag,
+    ) -> Result<()> {
+        assert!(self.at_block_boundary(), "blocks are copied between blocks");
+        let mut offset = self.out.offset();
+        let mut expected_len = 0usize;
+        for copied in blocks {
+            assert!(
+                self.total == 0 || copied.first_key > self.previous_key.as_slice(),
+                "snapshot keys must be strictly ascending"
+            );
+            assert_eq!(Tag::of(copied.first_key), Some(tag), "one collection");
+            self.data_refs.push(BlockRef {
+                offset,
+                body_len: copied.body_len,
+                count: copied.count,
+                first_key: copied.first_key.to_vec(),
+            });
+            if let Some(count) = self.sections.get_mut(tag as usize - 1) {
+                *count += copied.count;
+            }
+            self.total += copied.count;
+            // Only the first key is known: enough for the order check of the next one.
+            self.previous_key.clear();
+            self.previous_key.extend_from_slice(copied.first_key);
+            offset += u64::from(copied.body_len) + 4;
+            expected_len += copied.body_len as usize + 4;
+        }
+        assert_eq!(expected_len, framed.len(), "framed bytes match the blocks");
+        self.out.push_raw(framed)
+    }
+
+    /// Closes the last data block, writes the index blocks, the top index and the footer.
+    /// Returns `(entries, file bytes)`.
+    fn finish(mut self) -> Result<(u64, u64)> {
+        if self.block_entries > 0 {
+            self.close_block()?;
+        }
+        let Builder {
+            mut out,
+            sections,
+            data_refs,
+            total,
+            ..
+        } = self;
+        let mut top_refs: Vec<BlockRef> = Vec::new();
+        let mut index_body = Vec::with_capacity(2 * BLOCK_BYTES_TARGET);
+        let mut index_first: Option<(u64, Vec<u8>)> = None;
+        for (ordinal, data_ref) in data_refs.iter().enumerate() {
+            if index_first.is_none() {
+                index_first = Some((ordinal as u64, data_ref.first_key.clone()));
+            }
+            block::put_ref(&mut index_body, data_ref, false);
+            if index_body.len() >= BLOCK_BYTES_TARGET {
+                flush_index(&mut out, &mut index_body, &mut index_first, &mut top_refs)?;
+            }
+        }
+        flush_index(&mut out, &mut index_body, &mut index_first, &mut top_refs)?;
+
+        let top_offset = out.offset();
+        let mut top = Vec::new();
+        for count in sections {
+            top.extend_from_slice(&count.to_le_bytes());
+        }
+        for top_ref in &top_refs {
+            block::put_ref(&mut top, top_ref, true);
+        }
+        out.push(&top)?;
+        let mut footer = Vec::with_capacity(FOOTER_BYTES);
+        footer.extend_from_slice(&FOOTER_MAGIC);
+        footer.extend_from_slice(&top_offset.to_le_bytes());
+        footer.extend_from_slice(&(top.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&(top_refs.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&(data_refs.len() as u64).to_le_bytes());
+        footer.extend_from_slice(&total.to_le_bytes());
+        footer.extend_from_slice(&checksum(&[&top]).to_le_bytes());
+        footer.resize(FOOTER_BYTES - 4, 0);
+        let footer_crc = checksum(&[&footer]);
+        footer.extend_from_slice(&footer_crc.to_le_bytes());
+        out.push(&footer)?;
+        out.flush()?;
+        Ok((total, out.offset()))
     }
 }
 
@@ -76,28 +285,41 @@ pub fn write<I>(
 where
     I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 {
-    write_noting_sync_failure(storage, dir, store_id, lsn, entries, &mut false)
+    let mut entries = entries;
+    write_with(
+        storage,
+        dir,
+        store_id,
+        lsn,
+        &mut |builder| {
+            for entry in entries.by_ref() {
+                let (key, value) = entry?;
+                builder.push(&key, &value)?;
+            }
+            Ok(())
+        },
+        &mut false,
+    )
 }
 
-/// [`write`], setting `sync_failed` when the failure was the file's `fdatasync` or the
-/// directory's `fsync`: what they covered may never reach the disk, and a later sync
-/// would not tell (fsyncgate), so the caller must not go on as if nothing happened.
-pub(crate) fn write_noting_sync_failure<I>(
+/// Writes the snapshot of `lsn` whose blocks `fill` builds, durably; on any failure the
+/// temporary file is removed (best effort) and nothing is renamed. Sets `sync_failed`
+/// when the failure was the file's `fdatasync` or the directory's `fsync`: what they
+/// covered may never reach the disk, and a later sync would not tell (fsyncgate), so the
+/// caller must not go on as if nothing happened.
+pub(crate) fn write_with(
     storage: &dyn Storage,
     dir: &Path,
     store_id: StoreId,
     lsn: u64,
-    entries: I,
+    fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
     sync_failed: &mut bool,
-) -> Result<Written>
-where
-    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
-{
+) -> Result<Written> {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
     let file = crate::storage::create_temp(storage, &tmp)?;
     let result =
-        write_body(file.as_ref(), &tmp, store_id, lsn, entries).and_then(|(entries, bytes)| {
+        write_body(file.as_ref(), &tmp, store_id, lsn, fill).and_then(|(entries, bytes)| {
             file.sync_data().map_err(|e| {
                 *sync_failed = true;
                 Error::io("fdatasync", &tmp, e)
@@ -127,20 +349,17 @@ where
     })
 }
 
-fn write_body<I>(
+fn write_body(
     file: &dyn StorageFile,
     path: &Path,
     store_id: StoreId,
     lsn: u64,
-    entries: I,
-) -> Result<(u64, u64)>
-where
-    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
-{
+    fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
+) -> Result<(u64, u64)> {
     let mut out = BlockWriter {
         file,
         path,
-        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 2 * BLOCK_BYTES_TARGET),
         flushed: 0,
     };
     out.push(
@@ -151,93 +370,9 @@ where
         }
         .encode(),
     )?;
-
-    let mut sections = [0u64; SECTION_COUNT];
-    let mut data_refs: Vec<BlockRef> = Vec::new();
-    let mut body = Vec::with_capacity(2 * BLOCK_BYTES_TARGET);
-    let mut block_first_key: Vec<u8> = Vec::new();
-    let mut block_entries = 0u64;
-    let mut previous_key: Vec<u8> = Vec::new();
-    let mut total = 0u64;
-    for entry in entries {
-        let (key, value) = entry?;
-        assert!(
-            total == 0 || key > previous_key,
-            "snapshot keys must be strictly ascending"
-        );
-        let tag = Tag::of(&key).ok_or_else(|| {
-            Error::InvalidArgument("snapshot key without a collection tag".into())
-        })?;
-        if let Some(count) = sections.get_mut(tag as usize - 1) {
-            *count += 1;
-        }
-        if block_entries == 0 {
-            block_first_key.clone_from(&key);
-            previous_key.clear();
-        }
-        block::put_entry(&mut body, &previous_key, &key, &value);
-        previous_key = key;
-        block_entries += 1;
-        total += 1;
-        if body.len() >= BLOCK_BYTES_TARGET {
-            let offset = out.push_block(&body)?;
-            data_refs.push(BlockRef {
-                offset,
-                body_len: body.len() as u32,
-                count: block_entries,
-                first_key: std::mem::take(&mut block_first_key),
-            });
-            body.clear();
-            block_entries = 0;
-        }
-    }
-    if block_entries > 0 {
-        let offset = out.push_block(&body)?;
-        data_refs.push(BlockRef {
-            offset,
-            body_len: body.len() as u32,
-            count: block_entries,
-            first_key: block_first_key,
-        });
-    }
-
-    let mut top_refs: Vec<BlockRef> = Vec::new();
-    let mut index_body = Vec::with_capacity(2 * BLOCK_BYTES_TARGET);
-    let mut index_first: Option<(u64, Vec<u8>)> = None;
-    for (ordinal, data_ref) in data_refs.iter().enumerate() {
-        if index_first.is_none() {
-            index_first = Some((ordinal as u64, data_ref.first_key.clone()));
-        }
-        block::put_ref(&mut index_body, data_ref, false);
-        if index_body.len() >= BLOCK_BYTES_TARGET {
-            flush_index(&mut out, &mut index_body, &mut index_first, &mut top_refs)?;
-        }
-    }
-    flush_index(&mut out, &mut index_body, &mut index_first, &mut top_refs)?;
-
-    let top_offset = out.offset();
-    let mut top = Vec::new();
-    for count in sections {
-        top.extend_from_slice(&count.to_le_bytes());
-    }
-    for top_ref in &top_refs {
-        block::put_ref(&mut top, top_ref, true);
-    }
-    out.push(&top)?;
-    let mut footer = Vec::with_capacity(FOOTER_BYTES);
-    footer.extend_from_slice(&FOOTER_MAGIC);
-    footer.extend_from_slice(&top_offset.to_le_bytes());
-    footer.extend_from_slice(&(top.len() as u32).to_le_bytes());
-    footer.extend_from_slice(&(top_refs.len() as u32).to_le_bytes());
-    footer.extend_from_slice(&(data_refs.len() as u64).to_le_bytes());
-    footer.extend_from_slice(&total.to_le_bytes());
-    footer.extend_from_slice(&checksum(&[&top]).to_le_bytes());
-    footer.resize(FOOTER_BYTES - 4, 0);
-    let footer_crc = checksum(&[&footer]);
-    footer.extend_from_slice(&footer_crc.to_le_bytes());
-    out.push(&footer)?;
-    out.flush()?;
-    Ok((total, out.offset()))
+    let mut builder = Builder::new(out);
+    fill(&mut builder)?;
+    builder.finish()
 }
 
 fn flush_index(

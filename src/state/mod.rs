@@ -1,8 +1,11 @@
 //! The in-memory state: an immutable [`Version`] that readers hold (a snapshot file plus
 //! in-memory overlays of the changes since), and its merged reads.
 
+mod persist;
+mod replayed;
 mod scan;
 mod version;
 
+pub use replayed::{Mark, ReplayBatch, Replayed};
 pub use scan::{Scan, ValueRef};
 pub use version::{Layer, Version};

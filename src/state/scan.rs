@@ -1,16 +1,21 @@
 //! A merged, ordered scan over a version's layers.
+//!
+//! Nothing is allocated per entry: overlay keys and values are borrowed from the layers,
+//! base keys from the snapshot cursor (which rebuilds each prefix-compressed key in one
+//! buffer) and base values from the mapped file. [`Scan::next_entry`] lends the key until
+//! the next call; the [`Iterator`] impl copies it for callers that keep keys.
 
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
-use super::version::Version;
+use super::version::{Layer, Version};
 use crate::error::Result;
 use crate::snapshot::reader::Cursor;
 
 /// A value read from a version: borrowed from the snapshot map, or shared from an overlay.
 #[derive(Debug, Clone)]
 pub enum ValueRef<'a> {
-    /// Bytes inside the mapped snapshot.
+    /// Bytes inside the mapped snapshot (or inside an overlay the reader borrows).
     Borrowed(&'a [u8]),
     /// Bytes of an overlay entry.
     Shared(Arc<[u8]>),
@@ -26,14 +31,88 @@ impl Deref for ValueRef<'_> {
     }
 }
 
-type LayerIter<'a> = Box<dyn Iterator<Item = (&'a Arc<[u8]>, &'a Option<Arc<[u8]>>)> + 'a>;
-type Head<'a> = (Vec<u8>, Option<ValueRef<'a>>);
+/// An overlay entry: key, and value (`None`: a deletion hiding older layers).
+pub(crate) type OverlayEntry<'a> = (&'a [u8], Option<&'a [u8]>);
+type LayerIter<'a> = Box<dyn Iterator<Item = OverlayEntry<'a>> + 'a>;
+
+/// The entries of `layer` from `start` on.
+fn layer_from<'a>(layer: &'a Layer, start: &[u8]) -> LayerIter<'a> {
+    Box::new(
+        layer
+            .range::<_, [u8]>((Bound::Included(start), Bound::Unbounded))
+            .map(|(key, value)| (&**key, value.as_deref())),
+    )
+}
+
+/// A version's overlays merged in key order, newest layer winning, deletions included.
+pub(crate) struct Overlays<'a> {
+    /// Sources, newest first, each with its next entry.
+    sources: Vec<(LayerIter<'a>, Option<OverlayEntry<'a>>)>,
+    head: Option<OverlayEntry<'a>>,
+}
+
+impl<'a> Overlays<'a> {
+    /// Every overlay entry of `version` whose key is >= `start`.
+    pub(crate) fn new(version: &'a Version, start: &[u8]) -> Overlays<'a> {
+        let mut sources = Vec::with_capacity(2);
+        for layer in std::iter::once(&version.active).chain(version.frozen.as_ref()) {
+            if !layer.is_empty() {
+                let mut iter = layer_from(layer, start);
+                let head = iter.next();
+                sources.push((iter, head));
+            }
+        }
+        if let Some(replayed) = version.replayed.as_ref().filter(|r| !r.is_empty()) {
+            let mut iter: LayerIter<'a> = Box::new(replayed.range_from(start));
+            let head = iter.next();
+            sources.push((iter, head));
+        }
+        let mut overlays = Overlays {
+            sources,
+            head: None,
+        };
+        overlays.pick();
+        overlays
+    }
+
+    fn pick(&mut self) {
+        let mut best: Option<OverlayEntry<'a>> = None;
+        for (_, head) in &self.sources {
+            if let Some(entry) = head
+                && best.is_none_or(|b| entry.0 < b.0)
+            {
+                best = Some(*entry);
+            }
+        }
+        self.head = best;
+    }
+
+    /// The smallest key not yet consumed, with the newest layer's value for it.
+    pub(crate) fn peek(&self) -> Option<OverlayEntry<'a>> {
+        self.head
+    }
+
+    /// Moves past the key [`Overlays::peek`] returns, in every layer.
+    pub(crate) fn advance(&mut self) {
+        let Some((key, _)) = self.head else {
+            return;
+        };
+        for (iter, head) in &mut self.sources {
+            if head.is_some_and(|(k, _)| k == key) {
+                *head = iter.next();
+            }
+        }
+        self.pick();
+    }
+}
 
 /// Entries with a given key prefix, newest layer winning, deletions hidden.
 pub struct Scan<'a> {
     prefix: Vec<u8>,
-    layers: Vec<(LayerIter<'a>, Option<Head<'a>>)>,
-    base: Option<(Cursor<'a>, Option<Head<'a>>)>,
+    overlays: Overlays<'a>,
+    base: Option<Cursor<'a>>,
+    /// The entry returned last came from `base`: move past it before the next one.
+    base_taken: bool,
 }
 
 impl std::fmt::Debug for Scan<'_> {
@@ -44,79 +123,87 @@ impl std::fmt::Debug for Scan<'_> {
     }
 }
 
+/// Which source the next entry comes from.
+enum Take {
+    Overlay { shadows_base: bool },
+    Base,
+    Done,
+}
+
 impl<'a> Scan<'a> {
     pub(super) fn new(version: &'a Version, prefix: &[u8]) -> Result<Scan<'a>> {
-        let range = |layer: &'a super::Layer| -> LayerIter<'a> {
-            Box::new(layer.range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded)))
-        };
-        let mut layers = vec![(range(&version.active), None)];
-        if let Some(frozen) = &version.frozen {
-            layers.push((range(frozen), None));
-        }
         let base = match &version.base {
-            Some(snapshot) => Some((snapshot.seek(prefix)?, None)),
+            Some(snapshot) => Some(snapshot.seek(prefix)?),
             None => None,
         };
-        let mut scan = Scan {
+        Ok(Scan {
             prefix: prefix.to_vec(),
-            layers,
+            overlays: Overlays::new(version, prefix),
             base,
+            base_taken: false,
+        })
+    }
+
+    fn decide(&mut self) -> Result<Take> {
+        let prefix = self.prefix.as_slice();
+        let overlay = self
+            .overlays
+            .peek()
+            .map(|(key, _)| key)
+            .filter(|key| key.starts_with(prefix));
+        let base = match &mut self.base {
+            Some(cursor) => cursor
+                .peek_entry()?
+                .map(|(key, _)| key)
+                .filter(|key| key.starts_with(prefix)),
+            None => None,
         };
-        scan.fill()?;
-        Ok(scan)
+        Ok(match (overlay, base) {
+            (None, None) => Take::Done,
+            (Some(_), None) => Take::Overlay {
+                shadows_base: false,
+            },
+            (None, Some(_)) => Take::Base,
+            (Some(over), Some(base)) => match over.cmp(base) {
+                std::cmp::Ordering::Less => Take::Overlay {
+                    shadows_base: false,
+                },
+                std::cmp::Ordering::Equal => Take::Overlay { shadows_base: true },
+                std::cmp::Ordering::Greater => Take::Base,
+            },
+        })
     }
 
-    /// Refills every empty head from its source.
-    fn fill(&mut self) -> Result<()> {
-        let prefix = &self.prefix;
-        for (iter, head) in &mut self.layers {
-            if head.is_none() {
-                *head = iter
-                    .next()
-                    .filter(|(key, _)| key.starts_with(prefix))
-                    .map(|(key, value)| (key.to_vec(), value.clone().map(ValueRef::Shared)));
-            }
-        }
-        if let Some((cursor, head)) = &mut self.base
-            && head.is_none()
+    /// The next live entry; the key is lent until the next call.
+    pub fn next_entry(&mut self) -> Result<Option<(&[u8], ValueRef<'a>)>> {
+        if std::mem::take(&mut self.base_taken)
+            && let Some(cursor) = &mut self.base
         {
-            *head = cursor
-                .next_entry()?
-                .filter(|(key, _)| key.starts_with(prefix))
-                .map(|(key, value)| (key.to_vec(), Some(ValueRef::Borrowed(value))));
+            cursor.advance();
         }
-        Ok(())
-    }
-
-    fn step(&mut self) -> Result<Option<Head<'a>>> {
         loop {
-            let heads = self
-                .layers
-                .iter()
-                .map(|(_, head)| head)
-                .chain(self.base.iter().map(|(_, head)| head));
-            let Some(smallest) = heads.flatten().map(|(key, _)| key).min().cloned() else {
-                return Ok(None);
-            };
-            // Take the entry from every source holding this key; the first (newest) wins.
-            let mut winner: Option<Option<ValueRef<'a>>> = None;
-            let sources = self
-                .layers
-                .iter_mut()
-                .map(|(_, head)| head)
-                .chain(self.base.iter_mut().map(|(_, head)| head));
-            for head in sources {
-                if head.as_ref().is_some_and(|(key, _)| *key == smallest)
-                    && let Some((_, value)) = head.take()
-                {
-                    winner.get_or_insert(value);
+            match self.decide()? {
+                Take::Done => return Ok(None),
+                Take::Base => break,
+                Take::Overlay { shadows_base } => {
+                    let entry = self.overlays.peek();
+                    self.overlays.advance();
+                    if shadows_base && let Some(cursor) = &mut self.base {
+                        cursor.advance();
+                    }
+                    if let Some((key, Some(value))) = entry {
+                        return Ok(Some((key, ValueRef::Borrowed(value))));
+                    }
                 }
             }
-            self.fill()?;
-            if let Some(Some(value)) = winner {
-                return Ok(Some((smallest, Some(value))));
-            }
         }
+        self.base_taken = true;
+        let Some(cursor) = &mut self.base else {
+            return Ok(None);
+        };
+        Ok(cursor
+            .peek_entry()?
+            .map(|(key, value)| (key, ValueRef::Borrowed(value))))
     }
 }
 
@@ -124,9 +211,9 @@ impl<'a> Iterator for Scan<'a> {
     type Item = Result<(Vec<u8>, ValueRef<'a>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.step() {
-            Ok(Some((key, Some(value)))) => Some(Ok((key, value))),
-            Ok(_) => None,
+        match self.next_entry() {
+            Ok(Some((key, value))) => Some(Ok((key.to_vec(), value))),
+            Ok(None) => None,
             Err(error) => Some(Err(error)),
         }
     }

@@ -3,6 +3,7 @@
 //! ```text
 //! active  (changes since the checkpoint in progress began; newest wins)
 //! frozen  (changes a running checkpoint is writing out; None when idle)
+//! replayed (changes recovery read from the WAL, sorted once; see `replayed.rs`)
 //! base    (the snapshot file the store opened or last checkpointed)
 //! ```
 //! The overlays are persistent maps (imbl): cloning is O(1) and a commit touches
@@ -12,6 +13,7 @@
 
 use std::sync::Arc;
 
+use super::replayed::Replayed;
 use super::scan::{Scan, ValueRef};
 use crate::error::Result;
 use crate::fts::overlay::Overlay;
@@ -38,6 +40,9 @@ pub struct Version {
     pub fts: Overlay,
     /// FTS changes a running checkpoint is merging into its snapshot.
     pub fts_frozen: Option<Overlay>,
+    /// Changes replayed from the WAL at open, below both overlays (dropped by the
+    /// checkpoint that writes them out).
+    pub replayed: Option<Arc<Replayed>>,
 }
 
 impl Version {
@@ -48,6 +53,9 @@ impl Version {
         }
         if let Some(found) = self.frozen.as_ref().and_then(|layer| layer.get(key)) {
             return Ok(found.clone().map(ValueRef::Shared));
+        }
+        if let Some(found) = self.replayed.as_ref().and_then(|layer| layer.get(key)) {
+            return Ok(found.map(ValueRef::Borrowed));
         }
         match &self.base {
             Some(base) => Ok(base.get(key)?.map(ValueRef::Borrowed)),
@@ -62,7 +70,9 @@ impl Version {
 
     /// Number of overlay entries (a measure of un-checkpointed state).
     pub fn overlay_len(&self) -> usize {
-        self.active.len() + self.frozen.as_ref().map_or(0, Layer::len)
+        self.active.len()
+            + self.frozen.as_ref().map_or(0, Layer::len)
+            + self.replayed.as_ref().map_or(0, |layer| layer.len())
     }
 
     /// Makes the FTS documents applied since the last seal visible. Whoever applies
@@ -97,11 +107,13 @@ impl Version {
         }
     }
 
-    /// Replaces `base` and `frozen` by the snapshot a checkpoint just wrote.
+    /// Replaces `base`, `frozen` and `replayed` by the snapshot a checkpoint just wrote
+    /// (from a version frozen after recovery, so it holds the replayed changes).
     pub fn install(&mut self, snapshot: Arc<Snapshot>) {
         self.base = Some(snapshot);
         self.frozen = None;
         self.fts_frozen = None;
+        self.replayed = None;
     }
 }
 
@@ -126,6 +138,10 @@ impl KvState for Version {
             }
             None => {
                 let hidden_below = self.frozen.as_ref().is_some_and(|l| l.contains_key(&*key))
+                    || self
+                        .replayed
+                        .as_ref()
+                        .is_some_and(|l| l.get(&key).is_some())
                     || self
                         .base
                         .as_ref()

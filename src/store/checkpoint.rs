@@ -73,16 +73,14 @@ impl Inner {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = crate::fts::merge::snapshot_entries(&frozen).and_then(|entries| {
-            snapshot::writer::write_noting_sync_failure(
-                self.storage.as_ref(),
-                &self.dir,
-                self.store_id,
-                lsn,
-                entries,
-                &mut sync_failed,
-            )
-        });
+        let written = snapshot::writer::write_with(
+            self.storage.as_ref(),
+            &self.dir,
+            self.store_id,
+            lsn,
+            &mut |out| frozen.write_snapshot(out),
+            &mut sync_failed,
+        );
         let installed = written.and_then(|written| {
             let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
             Ok((written, opened))
@@ -238,8 +236,14 @@ impl Inner {
         if let Some(base) = &version.base {
             base.advise_full_scan();
         }
-        let entries = crate::fts::merge::snapshot_entries(version)?;
-        let written = snapshot::writer::write(storage, dest, self.store_id, lsn, entries)?;
+        let written = snapshot::writer::write_with(
+            storage,
+            dest,
+            self.store_id,
+            lsn,
+            &mut |out| version.write_snapshot(out),
+            &mut false,
+        )?;
         crate::wal::segment::create(
             storage,
             dest,

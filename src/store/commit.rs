@@ -290,8 +290,11 @@ impl Inner {
                     return;
                 }
                 *self.published.write() = Arc::new(log.working.clone());
+                // Searches filter removed documents until a checkpoint drops them, and
+                // each query term pays a seek per removed id: bound that work too.
                 if self.options.checkpoint_wal_bytes > 0
-                    && log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
+                    && (log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
+                        || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT)
                 {
                     self.request_checkpoint();
                 }
@@ -405,6 +408,9 @@ fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
         let _ = segment.file.set_len(synced_offset);
     }
 }
+
+/// Removed FTS documents (since the snapshot) that request a checkpoint.
+const FTS_REMOVED_CHECKPOINT: usize = 4096;
 
 /// Applies a group to the working version in lsn order.
 fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {

@@ -1,0 +1,228 @@
+//! Replay's fast path: a record whose operations are all blind key-value writes (set or
+//! delete a metadata, config or fingerprint key) is decoded in place, borrowing from the
+//! record bytes, straight into a [`ReplayBatch`]: no `Op`, no owned strings, no tree
+//! insert. Any other record (FTS operations, which read the state, or bytes this decoder
+//! does not accept) returns `false` and takes the general path, `postcard` into
+//! `Vec<Op>` then `Op::apply`, which also reports every decode error.
+//!
+//! What it accepts, it decodes exactly as `postcard::from_bytes::<Vec<Op>>` would, and
+//! it appends the keys and values `Op::apply` would set
+//! (`tests::fast_path_equals_decode_and_apply`). The variant indexes are those of
+//! `model::op::Op` (part of the format: never reordered).
+
+use crate::codec::get_postcard_u64;
+use crate::model::fingerprint::Fingerprint;
+use crate::model::keys::Tag;
+use crate::model::op::encode;
+use crate::model::value::Value;
+use crate::state::ReplayBatch;
+
+const SET_META: u8 = 0;
+const DEL_META: u8 = 1;
+const SET_CONFIG: u8 = 2;
+const DEL_CONFIG: u8 = 3;
+const PUT_FINGERPRINT: u8 = 4;
+const DEL_FINGERPRINT: u8 = 5;
+
+/// Appends the changes of `payload` (a record's `postcard(Vec<Op>)`) to `batch`.
+/// `false`: the record is not for this path; `batch` is as it was.
+pub(crate) fn decode_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
+    let mark = batch.mark();
+    let done = decode(payload, batch).is_some();
+    if !done {
+        batch.undo(mark);
+    }
+    done
+}
+
+fn take_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a str> {
+    let len = usize::try_from(get_postcard_u64(bytes, pos)?).ok()?;
+    let raw = bytes.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    std::str::from_utf8(raw).ok()
+}
+
+fn decode(payload: &[u8], batch: &mut ReplayBatch) -> Option<()> {
+    let mut pos = 0;
+    let count = get_postcard_u64(payload, &mut pos)?;
+    for _ in 0..count {
+        // A variant index postcard writes in one byte; anything else: the general path.
+        let variant = *payload.get(pos)?;
+        pos += 1;
+        match variant {
+            SET_META | SET_CONFIG | DEL_META | DEL_CONFIG => {
+                let tag = if variant <= DEL_META {
+                    Tag::Metadata
+                } else {
+                    Tag::Config
+                };
+                let name = take_str(payload, &mut pos)?;
+                let value = if variant == SET_META || variant == SET_CONFIG {
+                    let rest = payload.get(pos..)?;
+                    let (value, left) = postcard::take_from_bytes::<Value>(rest).ok()?;
+                    pos += rest.len() - left.len();
+                    Some(encode(&value).ok()?)
+                } else {
+                    None
+                };
+                batch.begin();
+                let out = batch.buffer();
+                out.push(tag as u8);
+                out.extend_from_slice(name.as_bytes());
+                let value_at = out.len();
+                if let Some(value) = &value {
+                    out.extend_from_slice(value);
+                }
+                batch.end(value_at, value.is_some());
+            }
+            PUT_FINGERPRINT | DEL_FINGERPRINT => {
+                let ns = take_str(payload, &mut pos)?;
+                let path = take_str(payload, &mut pos)?;
+                let fingerprint = if variant == PUT_FINGERPRINT {
+                    Some(Fingerprint::take_stored_parts(payload, &mut pos)?)
+                } else {
+                    None
+                };
+                batch.begin();
+                let out = batch.buffer();
+                // keys::pair, written in place.
+                out.push(Tag::Fingerprint as u8);
+                for &byte in ns.as_bytes() {
+                    out.push(byte);
+                    if byte == 0 {
+                        out.push(0xFF);
+                    }
+                }
+                out.extend_from_slice(&[0x00, 0x01]);
+                out.extend_from_slice(path.as_bytes());
+                let value_at = out.len();
+                if let Some((hash, size, mtime)) = fingerprint {
+                    Fingerprint::put_stored(out, hash, size, mtime);
+                }
+                batch.end(value_at, fingerprint.is_some());
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::error::Result;
+    use crate::model::op::{KvState, Op};
+
+    #[derive(Default)]
+    struct Log(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+    impl KvState for Log {
+        fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+            self.0.push((key, value));
+        }
+        fn fts_add(&mut self, _doc: crate::fts::DocEntry, _terms: &crate::fts::DocTerms) {
+            unreachable!("the key-value fast path never meets FTS ops")
+        }
+        fn fts_remove(&mut self, _id: u64) {
+            unreachable!("the key-value fast path never meets FTS ops")
+        }
+    }
+
+    fn ops() -> Vec<Op> {
+        let mut map = BTreeMap::new();
+        map.insert(
+            "k".to_owned(),
+            Value::List(vec![Value::Null, Value::Float(1.5)]),
+        );
+        vec![
+            Op::SetMeta {
+                key: "run".into(),
+                value: Value::from("2026"),
+            },
+            Op::SetMeta {
+                key: String::new(),
+                value: Value::Map(map),
+            },
+            Op::DelMeta { key: "gone".into() },
+            Op::SetConfig {
+                key: "exclude".into(),
+                value: Value::Bytes(vec![0, 255]),
+            },
+            Op::DelConfig { key: "x".into() },
+            Op::PutFingerprint {
+                ns: "co\0de".into(),
+                path: "src/ä.rs".into(),
+                fingerprint: Fingerprint::new([0x5a; 32], u64::MAX, i64::MIN).unwrap(),
+            },
+            Op::PutFingerprint {
+                ns: String::new(),
+                path: String::new(),
+                fingerprint: Fingerprint::new([], 0, -1).unwrap(),
+            },
+            Op::DelFingerprint {
+                ns: "docs".into(),
+                path: "README.md".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn fast_path_equals_decode_and_apply() {
+        let all = ops();
+        for n in 0..=all.len() {
+            let ops = all.get(..n).unwrap().to_vec();
+            let payload = postcard::to_allocvec(&ops).unwrap();
+            let mut expected = Log::default();
+            for op in &ops {
+                op.apply(&mut expected).unwrap();
+            }
+            let mut batch = ReplayBatch::default();
+            assert!(decode_into(&payload, &mut batch));
+            let got: Vec<_> = batch
+                .changes()
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect();
+            assert_eq!(got, expected.0);
+        }
+    }
+
+    #[test]
+    fn what_the_fast_path_accepts_postcard_accepts_identically() {
+        let payload = postcard::to_allocvec(&ops()).unwrap();
+        let fts = postcard::to_allocvec(&vec![Op::RemoveDoc { doc: "d".into() }]).unwrap();
+        let mut batch = ReplayBatch::default();
+        assert!(!decode_into(&fts, &mut batch));
+        assert!(batch.is_empty());
+        for at in 0..payload.len() {
+            for byte in [0x00, 0x01, 0x05, 0x06, 0x7f, 0x80, 0xc3, 0xff] {
+                let mut changed = payload.clone();
+                changed[at] = byte;
+                for cut in [changed.len(), at + 1] {
+                    let bytes = &changed[..cut];
+                    let mut batch = ReplayBatch::default();
+                    if !decode_into(bytes, &mut batch) {
+                        assert!(batch.is_empty());
+                        continue;
+                    }
+                    let ops: Vec<Op> = postcard::from_bytes(bytes).unwrap_or_else(|e| {
+                        panic!("fast path accepted what postcard refuses: {e}")
+                    });
+                    let mut expected = Log::default();
+                    for op in &ops {
+                        op.apply(&mut expected).unwrap();
+                    }
+                    let got: Vec<_> = batch
+                        .changes()
+                        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                        .collect();
+                    assert_eq!(got, expected.0);
+                }
+            }
+        }
+    }
+}

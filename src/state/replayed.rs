@@ -1,0 +1,205 @@
+//! The replayed layer: the key-value changes recovery read from the WAL, built once and
+//! never changed after.
+//!
+//! Replaying a large WAL into a persistent map costs a tree insert per change (and two
+//! allocations). Recovery instead appends every change of the blind-write records (the
+//! generic key-value operations) to one arena, sorts the changes once by key (a stable
+//! sort: the last change of a key wins) and installs the result as an immutable layer
+//! between the frozen overlay and the base snapshot. Later commits go to the active
+//! overlay above it; the next checkpoint writes it out and drops it.
+
+/// Sorted, deduplicated changes: key to value, `None` for a deletion.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    data: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// A change in the arena: the key at `start`, the value right after it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    start: u64,
+    key_len: u32,
+    /// [`DELETED`] for a deletion.
+    value_len: u32,
+}
+
+/// `value_len` of a deletion (no value is that long: records are bounded far below).
+const DELETED: u32 = u32::MAX;
+
+impl Entry {
+    fn key(self, data: &[u8]) -> &[u8] {
+        let start = usize::try_from(self.start).unwrap_or(usize::MAX);
+        data.get(start..start.saturating_add(self.key_len as usize))
+            .unwrap_or_default()
+    }
+
+    fn value(self, data: &[u8]) -> Option<&[u8]> {
+        if self.value_len == DELETED {
+            return None;
+        }
+        let start = usize::try_from(self.start)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.key_len as usize);
+        Some(
+            data.get(start..start.saturating_add(self.value_len as usize))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Replayed {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn key(&self, entry: &Entry) -> &[u8] {
+        entry.key(&self.data)
+    }
+
+    fn value(&self, entry: &Entry) -> Option<&[u8]> {
+        entry.value(&self.data)
+    }
+
+    /// `Some(None)`: deleted here; `None`: not changed here.
+    pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let at = self
+            .entries
+            .binary_search_by(|entry| self.key(entry).cmp(key))
+            .ok()?;
+        self.entries.get(at).map(|entry| self.value(entry))
+    }
+
+    /// The changes whose key is >= `start`, in key order.
+    pub fn range_from<'a>(
+        &'a self,
+        start: &[u8],
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        let first = self
+            .entries
+            .partition_point(|entry| self.key(entry) < start);
+        self.entries
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| (self.key(entry), self.value(entry)))
+    }
+}
+
+/// Changes in the order they were made, to be sorted into a [`Replayed`].
+#[derive(Debug, Default)]
+pub struct ReplayBatch {
+    data: Vec<u8>,
+    entries: Vec<Entry>,
+    key_start: usize,
+}
+
+/// A position in a [`ReplayBatch`], to undo changes after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    data: usize,
+    entries: usize,
+}
+
+impl ReplayBatch {
+    /// Whether no change was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Makes room for about `bytes` more bytes of keys and values.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.data.reserve(bytes);
+        self.entries.reserve(bytes / 64);
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Where the batch is now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            data: self.data.len(),
+            entries: self.entries.len(),
+        }
+    }
+
+    /// Drops every change added after `mark`.
+    pub fn undo(&mut self, mark: Mark) {
+        self.data.truncate(mark.data);
+        self.entries.truncate(mark.entries);
+    }
+
+    /// Starts a change: the key is written into [`ReplayBatch::buffer`], then
+    /// [`ReplayBatch::value_start`] and the value, then [`ReplayBatch::end`].
+    pub fn begin(&mut self) {
+        self.key_start = self.data.len();
+    }
+
+    /// The arena, to append the key (then the value) to.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.data
+    }
+
+    /// Ends the change begun with [`ReplayBatch::begin`]: the key is the bytes appended
+    /// before `value_at`, the value (if `Some`) those after it.
+    pub fn end(&mut self, value_at: usize, has_value: bool) {
+        let end = self.data.len();
+        self.entries.push(Entry {
+            start: self.key_start as u64,
+            key_len: u32::try_from(value_at - self.key_start).unwrap_or(u32::MAX),
+            value_len: if has_value {
+                u32::try_from(end - value_at)
+                    .unwrap_or(DELETED)
+                    .min(DELETED - 1)
+            } else {
+                DELETED
+            },
+        });
+    }
+
+    /// Sorts the changes by key, keeping the last one of each key.
+    pub fn finish(self) -> Replayed {
+        let ReplayBatch {
+            data, mut entries, ..
+        } = self;
+        // Stable: changes to one key stay in the order they were made. Changes made in
+        // key order (a common case) need no sort.
+        if !entries.is_sorted_by(|a, b| a.key(&data) <= b.key(&data)) {
+            entries.sort_by(|a, b| a.key(&data).cmp(b.key(&data)));
+        }
+        // Keep the last change of each key, in place.
+        let mut kept = 0usize;
+        for i in 0..entries.len() {
+            let Some(&entry) = entries.get(i) else { break };
+            let same = kept > 0
+                && entries
+                    .get(kept - 1)
+                    .is_some_and(|last| last.key(&data) == entry.key(&data));
+            if same {
+                kept -= 1;
+            }
+            if let Some(slot) = entries.get_mut(kept) {
+                *slot = entry;
+            }
+            kept += 1;
+        }
+        entries.truncate(kept);
+        Replayed { data, entries }
+    }
+
+    /// The changes in the order they were made, as `(key, value)`.
+    pub fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.entries
+            .iter()
+            .map(|entry| (entry.key(&self.data), entry.value(&self.data)))
+    }
+}
