@@ -185,10 +185,15 @@ fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn posting_list_encoding_is_byte_exact() {
     use walstore::fts::posting::{Posting, encode};
     let p = |doc, tf, len| Posting { doc, tf, len };
-    // One block: count 3, then (gap, tf, len) per posting.
+    // One block: count 3; 2 impacts, the Pareto frontier of (tf, len): (2, 300) and
+    // (1, 1); then (gap, tf, len) per posting.
     let short = encode(&[p(0, 1, 10), p(5, 2, 300), p(6, 1, 1)]);
-    assert_eq!(hex(&short), "0300010a0502ac02010101");
-    // 130 postings: two blocks, so a 2 x 20-byte skip table follows the count.
+    assert_eq!(
+        hex(&short),
+        "03".to_owned() + "0202ac020101" + "00010a0502ac02010101"
+    );
+    // 130 postings: two blocks, so a 2 x 12-byte skip table (last_doc, end) follows the
+    // count; each block starts with its one impact (3, 7).
     let long: Vec<Posting> = (0..130).map(|i| p(i * 2, 1 + (i % 3) as u32, 7)).collect();
     let bytes = encode(&long);
     assert_eq!(
@@ -197,16 +202,13 @@ fn posting_list_encoding_is_byte_exact() {
         "varint 130, then block 0's last_doc (254) LE"
     );
     assert_eq!(
-        hex(&bytes[2..42]),
+        hex(&bytes[2..29]),
         concat!(
             "fe00000000000000",
-            "80010000",
-            "03000000",
-            "07000000",
+            "83010000",
             "0201000000000000",
-            "86010000",
-            "03000000",
-            "07000000"
+            "8c010000",
+            "010307"
         )
     );
     assert_eq!(

@@ -56,7 +56,7 @@ impl Source<'_> {
 
     fn last_doc_of(&self, i: usize) -> u64 {
         match self {
-            Source::Stored { list, .. } => list.bound(i).last_doc,
+            Source::Stored { list, .. } => list.last_doc(i),
             Source::Memory(postings) => Self::chunk(postings, i).last().map_or(END, |p| p.doc),
         }
     }
@@ -65,7 +65,7 @@ impl Source<'_> {
     pub fn bound(&self, i: usize) -> BlockBound {
         match self {
             Source::Stored { list, .. } => list.bound(i),
-            Source::Memory(postings) => BlockBound::of(Self::chunk(postings, i)),
+            Source::Memory(postings) => BlockBound::loose(Self::chunk(postings, i)),
         }
     }
 

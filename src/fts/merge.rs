@@ -117,7 +117,7 @@ impl<'a> PostingMerge<'a> {
                     None => crate::Error::Conversion(e.into()),
                 };
                 let list = posting::StoredList::open(value).map_err(corrupt)?;
-                let last_doc = list.bound(list.blocks().saturating_sub(1)).last_doc;
+                let last_doc = list.last_doc(list.blocks().saturating_sub(1));
                 if !take_segment && !self.any_removed_up_to(last_doc) {
                     self.pull_base()?;
                     return Ok(Some((key, value.to_vec())));

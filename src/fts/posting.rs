@@ -2,25 +2,33 @@
 //!
 //! ```text
 //! varint count                     postings in the list, >= 1
-//! skip table (only if count > 128): one 20-byte entry per block of 128 postings
-//!     u64 last_doc   u32 end   u32 max_tf   u32 min_len      (little-endian)
-//! postings, block after block:     varint doc_gap, varint tf, varint len
+//! skip table (only if count > 128): one 12-byte entry per block of 128 postings
+//!     u64 last_doc   u32 end                                  (little-endian)
+//! blocks, one after another:
+//!     varint impact_count (1..=8), then impact_count x (varint tf, varint len)
+//!     postings: varint doc_gap, varint tf, varint len
 //! ```
 //! Doc ids ascend strictly. `doc_gap` is the difference from the previous posting's doc
 //! id; the first posting of a block counts from the previous block's `last_doc` (from 0
 //! for the first block), so any block decodes on its own. `end` is the offset just past
-//! the block's postings, counted from the start of the postings area. `max_tf` and
-//! `min_len` bound every posting of the block, so a block's best possible BM25 score is
-//! known without decoding it (block-max pruning).
+//! the block, counted from the start of the blocks area. A block's *impacts* bound its
+//! postings (as Lucene's do): every posting `(tf, len)` has an impact with a tf at least
+//! `tf` and a length at most `len`. BM25 rises with tf and falls with length, so a
+//! block's best possible score is the best score of its impacts, known without decoding
+//! the postings (block-max pruning). The impacts are the block's Pareto frontier, merged
+//! pairwise into looser points while there are more than [`IMPACTS_MAX`].
 
 use crate::codec::{get_varint, put_varint, read_u32, read_u64};
 
 /// Postings per block.
 pub const BLOCK_POSTINGS: usize = 128;
 /// Bytes of one skip-table entry.
-pub const SKIP_ENTRY_BYTES: usize = 20;
+pub const SKIP_ENTRY_BYTES: usize = 12;
+/// Most impacts a block stores.
+pub const IMPACTS_MAX: usize = 8;
 
-const _: () = assert!(BLOCK_POSTINGS.is_power_of_two() && SKIP_ENTRY_BYTES == 8 + 4 + 4 + 4);
+const _: () = assert!(BLOCK_POSTINGS.is_power_of_two() && SKIP_ENTRY_BYTES == 8 + 4);
+const _: () = assert!(IMPACTS_MAX >= 1 && IMPACTS_MAX < 128);
 
 /// One (term, document) pair: what BM25 needs, so scoring never looks the document up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,25 +41,74 @@ pub struct Posting {
     pub len: u32,
 }
 
-/// What bounds the postings of one block.
+/// What bounds the postings of one block: its last doc id and its impacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockBound {
     /// The block's last (largest) doc id.
     pub last_doc: u64,
-    /// The largest tf in the block.
-    pub max_tf: u32,
-    /// The smallest document length in the block.
-    pub min_len: u32,
+    impacts: [(u32, u32); IMPACTS_MAX],
+    count: usize,
 }
 
 impl BlockBound {
-    /// The bound of `postings` (non-empty).
-    pub fn of(postings: &[Posting]) -> BlockBound {
-        BlockBound {
-            last_doc: postings.last().map_or(0, |p| p.doc),
-            max_tf: postings.iter().map(|p| p.tf).max().unwrap_or(0),
-            min_len: postings.iter().map(|p| p.len).min().unwrap_or(0),
+    /// The bound `(max tf, min len)` of `postings`: one loose impact, cheap to compute
+    /// (for in-memory segments).
+    pub fn loose(postings: &[Posting]) -> BlockBound {
+        let max_tf = postings.iter().map(|p| p.tf).max().unwrap_or(0);
+        let min_len = postings.iter().map(|p| p.len).min().unwrap_or(0);
+        BlockBound::new(postings.last().map_or(0, |p| p.doc), &[(max_tf, min_len)])
+    }
+
+    /// The tight bound of `postings`: their Pareto frontier of `(tf, len)`, coarsened to
+    /// at most [`IMPACTS_MAX`] points.
+    pub fn frontier(postings: &[Posting]) -> BlockBound {
+        let mut pairs: Vec<(u32, u32)> = postings.iter().map(|p| (p.tf, p.len)).collect();
+        // By tf descending, then length ascending: a pair is on the frontier when it is
+        // shorter than every pair with a larger tf.
+        pairs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut frontier: Vec<(u32, u32)> = Vec::new();
+        for (tf, len) in pairs {
+            if frontier.last().is_none_or(|&(_, shortest)| len < shortest) {
+                frontier.push((tf, len));
+            }
         }
+        while frontier.len() > IMPACTS_MAX {
+            // Merge neighbours (t1, l1), (t2, l2) with t1 > t2, l1 > l2 into (t1, l2),
+            // which dominates both.
+            frontier = frontier
+                .chunks(2)
+                .map(|pair| match pair {
+                    [(tf, _), (_, len)] => (*tf, *len),
+                    [one] => *one,
+                    _ => (0, 0),
+                })
+                .collect();
+        }
+        BlockBound::new(postings.last().map_or(0, |p| p.doc), &frontier)
+    }
+
+    fn new(last_doc: u64, impacts: &[(u32, u32)]) -> BlockBound {
+        let mut bound = BlockBound {
+            last_doc,
+            impacts: [(0, 0); IMPACTS_MAX],
+            count: impacts.len().min(IMPACTS_MAX),
+        };
+        for (slot, impact) in bound.impacts.iter_mut().zip(impacts) {
+            *slot = *impact;
+        }
+        bound
+    }
+
+    /// The impacts `(tf, len)`.
+    pub fn impacts(&self) -> &[(u32, u32)] {
+        self.impacts.get(..self.count).unwrap_or_default()
+    }
+
+    /// Whether `posting` is bounded by an impact.
+    pub fn covers(&self, posting: &Posting) -> bool {
+        self.impacts()
+            .iter()
+            .any(|&(tf, len)| tf >= posting.tf && len <= posting.len)
     }
 }
 
@@ -74,6 +131,12 @@ pub fn encode(postings: &[Posting]) -> Vec<u8> {
     let data_at = out.len();
     let mut previous = 0u64;
     for (i, block) in postings.chunks(BLOCK_POSTINGS).enumerate() {
+        let bound = BlockBound::frontier(block);
+        put_varint(&mut out, bound.impacts().len() as u64);
+        for &(tf, len) in bound.impacts() {
+            put_varint(&mut out, u64::from(tf));
+            put_varint(&mut out, u64::from(len));
+        }
         for posting in block {
             put_varint(&mut out, posting.doc - previous);
             put_varint(&mut out, u64::from(posting.tf));
@@ -81,14 +144,11 @@ pub fn encode(postings: &[Posting]) -> Vec<u8> {
             previous = posting.doc;
         }
         if blocks > 1 {
-            let bound = BlockBound::of(block);
             let end = u32::try_from(out.len() - data_at).unwrap_or(u32::MAX);
             let entry = skip_at + i * SKIP_ENTRY_BYTES;
             let mut fields = [0u8; SKIP_ENTRY_BYTES];
             fields[..8].copy_from_slice(&bound.last_doc.to_le_bytes());
-            fields[8..12].copy_from_slice(&end.to_le_bytes());
-            fields[12..16].copy_from_slice(&bound.max_tf.to_le_bytes());
-            fields[16..].copy_from_slice(&bound.min_len.to_le_bytes());
+            fields[8..].copy_from_slice(&end.to_le_bytes());
             if let Some(slot) = out.get_mut(entry..entry + SKIP_ENTRY_BYTES) {
                 slot.copy_from_slice(&fields);
             }
@@ -103,15 +163,15 @@ pub struct StoredList<'a> {
     count: usize,
     skip: &'a [u8],
     data: &'a [u8],
-    /// The bound of the only block, when there is no skip table.
-    single: Option<BlockBound>,
+    /// The last doc of the only block, when there is no skip table.
+    single_last: Option<u64>,
 }
 
 /// Why a stored posting list does not decode.
 pub type DecodeError = &'static str;
 
 impl<'a> StoredList<'a> {
-    /// Reads the header (and, for a one-block list, the block itself: it bounds itself).
+    /// Reads the header (and, for a one-block list, the block itself, for its last doc).
     pub fn open(bytes: &'a [u8]) -> Result<StoredList<'a>, DecodeError> {
         let mut pos = 0;
         let count = get_varint(bytes, &mut pos)
@@ -132,7 +192,7 @@ impl<'a> StoredList<'a> {
             count,
             skip,
             data,
-            single: None,
+            single_last: None,
         };
         if blocks == 1 {
             let mut buf = Block::default();
@@ -140,7 +200,7 @@ impl<'a> StoredList<'a> {
             if buf.end != data.len() {
                 return Err("bytes follow the last posting");
             }
-            list.single = Some(BlockBound::of(buf.postings()));
+            list.single_last = Some(buf.postings().last().map_or(0, |p| p.doc));
         } else {
             let last_end = read_u32(skip, (blocks - 1) * SKIP_ENTRY_BYTES + 8)
                 .ok_or("skip table truncated")?;
@@ -166,21 +226,29 @@ impl<'a> StoredList<'a> {
         self.count.div_ceil(BLOCK_POSTINGS)
     }
 
-    /// The bound of block `i` (< `blocks()`).
-    pub fn bound(&self, i: usize) -> BlockBound {
-        if let Some(single) = self.single {
-            return single;
-        }
-        let at = i * SKIP_ENTRY_BYTES;
-        BlockBound {
-            last_doc: read_u64(self.skip, at).unwrap_or(u64::MAX),
-            max_tf: read_u32(self.skip, at + 12).unwrap_or(u32::MAX),
-            min_len: read_u32(self.skip, at + 16).unwrap_or(0),
+    /// The last doc id of block `i` (< `blocks()`).
+    pub fn last_doc(&self, i: usize) -> u64 {
+        match self.single_last {
+            Some(last) => last,
+            None => read_u64(self.skip, i * SKIP_ENTRY_BYTES).unwrap_or(u64::MAX),
         }
     }
 
+    /// The bound of block `i` (< `blocks()`): its last doc and its impacts. Damaged
+    /// impacts read as the loosest bound (`verify` reports them).
+    pub fn bound(&self, i: usize) -> BlockBound {
+        let (start, end) = self.block_range(i);
+        let bytes = self.data.get(start..end).unwrap_or_default();
+        let mut pos = 0;
+        read_impacts(bytes, &mut pos)
+            .map(|(impacts, count)| {
+                BlockBound::new(self.last_doc(i), impacts.get(..count).unwrap_or_default())
+            })
+            .unwrap_or_else(|_| BlockBound::new(self.last_doc(i), &[(u32::MAX, 0)]))
+    }
+
     fn block_range(&self, i: usize) -> (usize, usize) {
-        if self.single.is_some() || self.blocks() == 1 {
+        if self.blocks() == 1 {
             return (0, self.data.len());
         }
         let end_of = |j: usize| {
@@ -204,12 +272,9 @@ impl<'a> StoredList<'a> {
         } else {
             BLOCK_POSTINGS
         };
-        let mut previous = if i == 0 {
-            0
-        } else {
-            self.bound(i - 1).last_doc
-        };
+        let mut previous = if i == 0 { 0 } else { self.last_doc(i - 1) };
         let mut pos = 0;
+        read_impacts(bytes, &mut pos)?;
         out.len = 0;
         for k in 0..n {
             let gap = get_varint(bytes, &mut pos).ok_or("posting doc gap truncated")?;
@@ -231,17 +296,37 @@ impl<'a> StoredList<'a> {
         }
         out.len = n;
         out.end = start + pos;
-        if self.single.is_none() && self.blocks() > 1 {
+        if self.single_last.is_none() && self.blocks() > 1 {
             if pos != bytes.len() {
                 return Err("a block's postings do not fill it");
             }
-            let bound = self.bound(i);
-            if BlockBound::of(out.postings()) != bound {
-                return Err("a block's skip entry does not match its postings");
+            if previous != self.last_doc(i) {
+                return Err("a block's skip entry does not match its last doc");
             }
         }
         Ok(())
     }
+}
+
+/// Reads a block's impacts: `(impacts, count)`.
+fn read_impacts(
+    bytes: &[u8],
+    pos: &mut usize,
+) -> Result<([(u32, u32); IMPACTS_MAX], usize), DecodeError> {
+    let count = get_varint(bytes, pos)
+        .and_then(|c| usize::try_from(c).ok())
+        .filter(|&c| (1..=IMPACTS_MAX).contains(&c))
+        .ok_or("impact count missing or out of range")?;
+    let mut impacts = [(0u32, 0u32); IMPACTS_MAX];
+    for slot in impacts.iter_mut().take(count) {
+        let tf = get_varint(bytes, pos).and_then(|v| u32::try_from(v).ok());
+        let len = get_varint(bytes, pos).and_then(|v| u32::try_from(v).ok());
+        match (tf, len) {
+            (Some(tf), Some(len)) => *slot = (tf, len),
+            _ => return Err("impact truncated or out of range"),
+        }
+    }
+    Ok((impacts, count))
 }
 
 /// One decoded block.
@@ -285,6 +370,10 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Posting>, DecodeError> {
     let mut block = Block::default();
     for i in 0..list.blocks() {
         list.decode_block(i, &mut block)?;
+        let bound = list.bound(i);
+        if !block.postings().iter().all(|p| bound.covers(p)) {
+            return Err("a block's impacts do not bound its postings");
+        }
         out.extend_from_slice(block.postings());
     }
     Ok(out)
@@ -312,7 +401,8 @@ mod tests {
             assert_eq!(decode_all(&bytes).unwrap(), list, "n = {n}");
             let stored = StoredList::open(&bytes).unwrap();
             for (i, chunk) in list.chunks(BLOCK_POSTINGS).enumerate() {
-                assert_eq!(stored.bound(i), BlockBound::of(chunk));
+                assert_eq!(stored.bound(i), BlockBound::frontier(chunk));
+                assert!(chunk.iter().all(|p| stored.bound(i).covers(p)));
             }
         }
     }
@@ -325,8 +415,8 @@ mod tests {
             len: 1,
         }];
         assert_eq!(decode_all(&encode(&list)).unwrap(), list);
-        // count 2, then (0,1,1) twice: a repeated doc id.
-        assert!(decode_all(&[2, 0, 1, 1, 0, 1, 1]).is_err());
+        // count 2, one impact (1, 1), then (0,1,1) twice: a repeated doc id.
+        assert!(decode_all(&[2, 1, 1, 1, 0, 1, 1, 0, 1, 1]).is_err());
     }
 
     #[test]

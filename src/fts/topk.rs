@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::cursor::{END, TermCursor};
+use super::posting::BlockBound;
 use super::search::term_score;
 use super::view::FtsView;
 use crate::error::Result;
@@ -40,8 +41,14 @@ impl Scoring<'_> {
         )
     }
 
-    fn bound(&self, term: usize, max_tf: u32, min_len: u32) -> f64 {
-        self.score(term, max_tf, min_len) * BOUND_SLACK
+    /// The best score a posting of a block with this bound can get.
+    fn bound(&self, term: usize, bound: &BlockBound) -> f64 {
+        bound
+            .impacts()
+            .iter()
+            .map(|&(tf, len)| self.score(term, tf, len))
+            .fold(0.0, f64::max)
+            * BOUND_SLACK
     }
 }
 
@@ -93,14 +100,20 @@ fn block_max_single(
     top: &mut TopK<'_, '_>,
 ) -> Result<usize> {
     let mut scored = 0;
+    let mut threshold = top.threshold();
     while let Some(block) = cursor.shallow(cursor.doc()) {
-        if scoring.bound(0, block.max_tf, block.min_len) < top.threshold() {
+        if scoring.bound(0, &block) < threshold {
             cursor.seek(block.last_doc.saturating_add(1))?;
             continue;
         }
         while let Some(posting) = cursor.posting().filter(|p| p.doc <= block.last_doc) {
-            top.offer(scoring.score(0, posting.tf, posting.len), posting.doc)?;
+            let score = scoring.score(0, posting.tf, posting.len);
             scored += 1;
+            // Below the k-th score it cannot enter (equal may, by name).
+            if score >= threshold {
+                top.offer(score, posting.doc)?;
+                threshold = top.threshold();
+            }
             cursor.advance()?;
         }
     }
@@ -121,11 +134,7 @@ fn block_max_wand(
     let max_scores: Vec<f64> = cursors
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            c.bounds()
-                .map(|b| scoring.bound(i, b.max_tf, b.min_len))
-                .fold(0.0, f64::max)
-        })
+        .map(|(i, c)| c.bounds().map(|b| scoring.bound(i, &b)).fold(0.0, f64::max))
         .collect();
     let mut order: Vec<usize> = (0..n).collect();
     let mut scored = 0;
@@ -160,7 +169,7 @@ fn block_max_wand(
             let mut boundary = END;
             for &i in &order[..=p] {
                 if let Some(bound) = cursors[i].shallow(pivot_doc) {
-                    reach += scoring.bound(i, bound.max_tf, bound.min_len);
+                    reach += scoring.bound(i, &bound);
                     boundary = boundary.min(bound.last_doc);
                 }
             }
@@ -183,7 +192,9 @@ fn block_max_wand(
                     score += scoring.score(i, posting.tf, posting.len);
                 }
             }
-            top.offer(score, pivot_doc)?;
+            if score >= threshold {
+                top.offer(score, pivot_doc)?;
+            }
             scored += 1;
             for cursor in cursors.iter_mut() {
                 if cursor.doc() == pivot_doc {

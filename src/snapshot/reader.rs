@@ -24,7 +24,16 @@ pub struct Snapshot {
     /// Index blocks, checked and parsed on first use, then shared by every lookup.
     index_cache: Box<[OnceLock<Vec<BlockRef>>]>,
     data_checked: Box<[AtomicBool]>,
+    /// Per data block, built on its first lookup: every [`RESTART_INTERVAL`]th entry's
+    /// end offset and full key, so a lookup decodes at most that many entries.
+    restarts: Box<[OnceLock<Restarts>]>,
 }
+
+/// Entries between two restart points of a block's lookup cache.
+const RESTART_INTERVAL: usize = 16;
+
+/// `(offset just past an entry, that entry's full key)`, ascending.
+type Restarts = Vec<(usize, Box<[u8]>)>;
 
 impl Snapshot {
     /// Opens a mapped snapshot, checking the header, the footer and the top index.
@@ -112,6 +121,7 @@ impl Snapshot {
             path: path.to_path_buf(),
             index_cache: (0..index_blocks).map(|_| OnceLock::new()).collect(),
             data_checked: (0..data_blocks).map(|_| AtomicBool::new(false)).collect(),
+            restarts: (0..data_blocks).map(|_| OnceLock::new()).collect(),
             map,
             header,
             sections,
@@ -273,6 +283,7 @@ impl Snapshot {
                 .saturating_sub(1);
         }
         cursor.load_data()?;
+        cursor.skip_within_block(start)?;
         while let Some(key) = cursor.peek_key()? {
             if key >= start {
                 break;
@@ -280,6 +291,27 @@ impl Snapshot {
             cursor.next_entry()?;
         }
         Ok(cursor)
+    }
+
+    /// The restart points of data block `ordinal` (whose checked body is `body`).
+    fn restarts(&self, ordinal: usize, body: &[u8], offset: u64) -> Result<&Restarts> {
+        let Some(cache) = self.restarts.get(ordinal) else {
+            return Err(self.malformed_entry(offset));
+        };
+        if let Some(restarts) = cache.get() {
+            return Ok(restarts);
+        }
+        let mut restarts = Vec::new();
+        let (mut pos, mut key, mut entries) = (0, Vec::new(), 0usize);
+        while pos < body.len() {
+            block::next_entry(body, &mut pos, &mut key)
+                .ok_or_else(|| self.malformed_entry(offset + pos as u64))?;
+            entries += 1;
+            if entries.is_multiple_of(RESTART_INTERVAL) {
+                restarts.push((pos, key.clone().into_boxed_slice()));
+            }
+        }
+        Ok(cache.get_or_init(|| restarts))
     }
 
     /// Checks every block's checksum and every entry's framing and order. Returns the
@@ -326,6 +358,8 @@ pub struct Cursor<'a> {
     pos: usize,
     key: Vec<u8>,
     pending: Option<std::ops::Range<usize>>,
+    /// Ordinal of the loaded data block.
+    ordinal: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -340,6 +374,7 @@ impl<'a> Cursor<'a> {
             pos: 0,
             key: Vec::new(),
             pending: None,
+            ordinal: 0,
         }
     }
 
@@ -371,6 +406,26 @@ impl<'a> Cursor<'a> {
             .snapshot
             .block(data_ref, self.snapshot.data_checked.get(ordinal))?;
         self.body_offset = data_ref.offset;
+        self.ordinal = ordinal;
+        Ok(())
+    }
+
+    /// Jumps, within the loaded block, to the last restart point whose key is below
+    /// `start` (entries before it are all below `start`).
+    fn skip_within_block(&mut self, start: &[u8]) -> Result<()> {
+        if self.body.is_empty() {
+            return Ok(());
+        }
+        let restarts = self
+            .snapshot
+            .restarts(self.ordinal, self.body, self.body_offset)?;
+        let below = restarts.partition_point(|(_, key)| key.as_ref() < start);
+        if let Some((pos, key)) = below.checked_sub(1).and_then(|i| restarts.get(i)) {
+            self.pos = *pos;
+            self.key.clear();
+            self.key.extend_from_slice(key);
+            self.pending = None;
+        }
         Ok(())
     }
 
