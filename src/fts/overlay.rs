@@ -41,6 +41,11 @@ impl Overlay {
         }
     }
 
+    /// Approximate heap bytes of the sealed segments.
+    pub fn heap_bytes(&self) -> usize {
+        self.segments.iter().map(|s| s.heap_bytes()).sum()
+    }
+
     /// Whether documents were added since the last seal.
     pub fn has_unsealed(&self) -> bool {
         !self.builder.is_empty()

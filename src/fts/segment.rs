@@ -32,6 +32,13 @@ impl Segment {
         self.postings.len()
     }
 
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.term_bytes.capacity()
+            + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
+            + self.postings.capacity() * std::mem::size_of::<Posting>()
+    }
+
     fn starts(&self, i: usize) -> (usize, usize) {
         match i.checked_sub(1).and_then(|j| self.ends.get(j)) {
             Some(&previous) => previous,

@@ -294,7 +294,8 @@ impl Inner {
                 // each query term pays a seek per removed id: bound that work too.
                 if self.options.checkpoint_wal_bytes > 0
                     && (log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
-                        || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT)
+                        || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT
+                        || fts_memory_is_due(&log.working))
                 {
                     self.request_checkpoint();
                 }
@@ -411,6 +412,18 @@ fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
 
 /// Removed FTS documents (since the snapshot) that request a checkpoint.
 const FTS_REMOVED_CHECKPOINT: usize = 4096;
+/// Memory of in-memory FTS segments that requests a checkpoint (which moves them into
+/// the mapped snapshot), bounding an index build's resident memory.
+const FTS_SEGMENT_BYTES_CHECKPOINT: usize = 8 * 1024 * 1024;
+
+/// Whether the in-memory FTS segments are due for a checkpoint: over
+/// [`FTS_SEGMENT_BYTES_CHECKPOINT`] and over a quarter of the snapshot, so a long build
+/// rewrites the snapshot O(log n) times, not O(n).
+fn fts_memory_is_due(working: &Version) -> bool {
+    let snapshot_bytes = working.base.as_ref().map_or(0, |s| s.file_bytes());
+    let bound = (FTS_SEGMENT_BYTES_CHECKPOINT as u64).max(snapshot_bytes / 4);
+    working.fts.heap_bytes() as u64 >= bound
+}
 
 /// Applies a group to the working version in lsn order.
 fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
