@@ -30,7 +30,9 @@ pub struct DocTerms {
 impl DocTerms {
     /// Tokenizes `text` and counts each token (one allocation per distinct term).
     pub fn from_text(text: &str) -> DocTerms {
-        let mut counts: foldhash::HashMap<String, u32> = foldhash::HashMap::default();
+        // About one distinct term per 16 bytes of source text.
+        let mut counts: foldhash::HashMap<String, u32> =
+            foldhash::HashMap::with_capacity_and_hasher(text.len() / 16, Default::default());
         tokenizer::for_each_token(text, |token| match counts.get_mut(token) {
             Some(count) => *count = count.saturating_add(1),
             None => {

@@ -32,49 +32,53 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(&str)) {
     let mut lower = String::new();
     for identifier in identifiers(text) {
         if identifier.is_ascii() {
-            ascii_identifier(identifier.as_bytes(), &mut emit);
+            ascii_identifier(identifier, &mut lower, &mut emit);
         } else {
             unicode_identifier(identifier, &mut lower, &mut emit);
         }
     }
 }
 
-/// Rules 2 and 3 for an ASCII identifier, on bytes.
-fn ascii_identifier(identifier: &[u8], emit: &mut impl FnMut(&str)) {
-    let mut buffer = [0u8; TOKEN_BYTES_MAX];
-    let mut push = |token: &[u8]| {
+/// Rules 2 and 3 for an ASCII identifier, on bytes (any byte offset of ASCII text is a
+/// char boundary, so every slice below is a `str` without checking).
+fn ascii_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMut(&str)) {
+    let bytes = identifier.as_bytes();
+    let mut push = |start: usize, end: usize| {
+        let Some(token) = identifier.get(start..end) else {
+            return;
+        };
         if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
             return;
         }
-        let Some(out) = buffer.get_mut(..token.len()) else {
-            return;
-        };
-        for (o, &b) in out.iter_mut().zip(token) {
-            *o = b.to_ascii_lowercase();
-        }
-        if let Ok(token) = std::str::from_utf8(out) {
-            emit(token);
-        }
+        lower.clear();
+        lower.push_str(token);
+        lower.make_ascii_lowercase();
+        emit(lower);
     };
-    let words = identifier.split(|&b| b == b'_').filter(|w| !w.is_empty());
-    if words.clone().nth(1).is_some() {
-        let start = identifier.iter().position(|&b| b != b'_').unwrap_or(0);
-        let end = identifier
-            .iter()
-            .rposition(|&b| b != b'_')
-            .map_or(0, |e| e + 1);
-        push(identifier.get(start..end).unwrap_or_default());
+    let words = || {
+        let mut at = 0;
+        bytes.split(|&b| b == b'_').filter_map(move |word| {
+            let start = at;
+            at += word.len() + 1;
+            (!word.is_empty()).then_some((start, start + word.len()))
+        })
+    };
+    if words().nth(1).is_some() {
+        let start = bytes.iter().position(|&b| b != b'_').unwrap_or(0);
+        let end = bytes.iter().rposition(|&b| b != b'_').map_or(0, |e| e + 1);
+        push(start, end);
     }
-    for word in words {
-        push(word);
+    for (start, end) in words() {
+        push(start, end);
+        let word = bytes.get(start..end).unwrap_or_default();
         let mut boundaries = ascii_boundaries(word).peekable();
         if boundaries.peek().is_some() {
-            let mut start = 0;
+            let mut from = start;
             for at in boundaries {
-                push(word.get(start..at).unwrap_or_default());
-                start = at;
+                push(from, start + at);
+                from = start + at;
             }
-            push(word.get(start..).unwrap_or_default());
+            push(from, end);
         }
     }
 }
