@@ -103,12 +103,35 @@ pub struct SearchResults {
     pub indexing: Option<crate::run::RunInfo>,
 }
 
-/// BM25's contribution of one term to one document's score. Every score and every
-/// bound is computed by this one function, so pruning compares like with like.
-pub fn term_score(idf: f64, tf: u32, len: u32, avgdl: f64) -> f64 {
-    let tf = f64::from(tf);
-    let norm = BM25_K1 * (1.0 - BM25_B + BM25_B * f64::from(len) / avgdl);
-    idf * tf * (BM25_K1 + 1.0) / (tf + norm)
+/// BM25 with a query's constants folded in, so scoring a posting costs one division:
+/// `score = w · tf / (tf + base + per_len · |D|)` with `w = idf · (k1 + 1)`,
+/// `base = k1 · (1 − b)` and `per_len = k1 · b / avgdl`. Every score and every bound
+/// is computed by [`Bm25::score`], so pruning compares like with like.
+#[derive(Debug, Clone, Copy)]
+pub struct Bm25 {
+    base: f64,
+    per_len: f64,
+}
+
+impl Bm25 {
+    /// The constants for a mean document length of `avgdl`.
+    pub fn new(avgdl: f64) -> Bm25 {
+        Bm25 {
+            base: BM25_K1 * (1.0 - BM25_B),
+            per_len: BM25_K1 * BM25_B / avgdl,
+        }
+    }
+
+    /// A term's weight `w` from its idf.
+    pub fn weight(idf: f64) -> f64 {
+        idf * (BM25_K1 + 1.0)
+    }
+
+    /// The term's contribution to a document's score.
+    pub fn score(&self, weight: f64, tf: u32, len: u32) -> f64 {
+        let tf = f64::from(tf);
+        weight * tf / (tf + self.base + self.per_len * f64::from(len))
+    }
 }
 
 /// BM25's inverse document frequency.
@@ -139,7 +162,7 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
         }
     }
     let mut cursors = Vec::new();
-    let mut idfs = Vec::new();
+    let mut weights = Vec::new();
     let mut used_terms = Vec::new();
     let mut single_df = 0;
     for term in &index_terms {
@@ -149,11 +172,14 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
             continue;
         }
         single_df = df;
-        idfs.push(idf(stats.docs, df));
+        weights.push(Bm25::weight(idf(stats.docs, df)));
         cursors.push(cursor);
         used_terms.push(term.clone());
     }
-    let scoring = topk::Scoring { idfs: &idfs, avgdl };
+    let scoring = topk::Scoring {
+        weights: &weights,
+        bm25: Bm25::new(avgdl),
+    };
     let Scored {
         top,
         matched,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::cursor::{END, TermCursor};
 use super::posting::BlockBound;
-use super::search::term_score;
+use super::search::Bm25;
 use super::view::FtsView;
 use crate::error::Result;
 
@@ -25,20 +25,16 @@ const BOUND_SLACK: f64 = 1.0 + 1e-9;
 /// What scores a posting.
 #[derive(Debug, Clone, Copy)]
 pub struct Scoring<'a> {
-    /// Per cursor, its term's idf.
-    pub idfs: &'a [f64],
-    /// Mean document length.
-    pub avgdl: f64,
+    /// Per cursor, its term's weight ([`Bm25::weight`]).
+    pub weights: &'a [f64],
+    /// The query's BM25 constants.
+    pub bm25: Bm25,
 }
 
 impl Scoring<'_> {
     fn score(&self, term: usize, tf: u32, len: u32) -> f64 {
-        term_score(
-            self.idfs.get(term).copied().unwrap_or(0.0),
-            tf,
-            len,
-            self.avgdl,
-        )
+        self.bm25
+            .score(self.weights.get(term).copied().unwrap_or(0.0), tf, len)
     }
 
     /// The best score a posting of a block with this bound can get.
