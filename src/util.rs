@@ -37,6 +37,25 @@ pub fn random_id() -> [u8; 16] {
     out
 }
 
+/// The first index in `range` at which `is_past` holds, given that it holds for every
+/// index after the first one that does (a binary search over positions that need not
+/// be materialised, as `slice::partition_point` does for slices).
+pub(crate) fn partition_point(
+    range: std::ops::Range<usize>,
+    is_past: impl Fn(usize) -> bool,
+) -> usize {
+    let (mut low, mut high) = (range.start, range.end);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if is_past(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -75,16 +75,7 @@ impl Source<'_> {
 
     /// The first block at or after `from` whose last doc is >= `target`.
     fn block_for(&self, from: usize, target: u64) -> usize {
-        let (mut low, mut high) = (from, self.blocks());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.last_doc_of(mid) < target {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
+        crate::util::partition_point(from..self.blocks(), |i| self.last_doc_of(i) >= target)
     }
 
     fn load(&self, i: usize, out: &mut Block, term: &str) -> Result<()> {

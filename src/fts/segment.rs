@@ -62,16 +62,7 @@ impl Segment {
 
     /// The index of the first term >= `term`.
     pub fn lower_bound(&self, term: &str) -> usize {
-        let (mut low, mut high) = (0, self.terms());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.term(mid) < term {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
+        crate::util::partition_point(0..self.terms(), |i| self.term(i) >= term)
     }
 
     /// The postings of `term`, if the segment has it.
