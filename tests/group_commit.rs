@@ -174,6 +174,17 @@ fn run(shape: Shape, seed: u64, fail_at_sync: Option<u64>, with_none: bool) {
         );
     }
     let seen = seen.load(Ordering::Acquire);
+    // Without a failure, the state built in memory (groups applied beside their sync,
+    // large ones through prepared steps) is the state recovery replays from the log.
+    let live = match store.is_poisoned() {
+        true => None,
+        false => {
+            store.sync().expect("sync");
+            let read = store.read();
+            let all: Vec<_> = read.all_fingerprints().expect("scan").collect();
+            Some((read.lsn(), format!("{all:?}")))
+        }
+    };
 
     sim.crash(CrashMode::LoseUnsynced);
     drop(store);
@@ -194,6 +205,15 @@ fn run(shape: Shape, seed: u64, fail_at_sync: Option<u64>, with_none: bool) {
                 "seed {seed} fail_at_sync {fail_at_sync:?}: acknowledged commit lsn {lsn} lost"
             );
         }
+    }
+    if let Some((lsn, all)) = live {
+        let replayed: Vec<_> = read.all_fingerprints().expect("scan").collect();
+        assert_eq!(reopened.lsn(), lsn, "seed {seed}: every commit was synced");
+        assert_eq!(
+            format!("{replayed:?}"),
+            all,
+            "seed {seed}: memory == replay"
+        );
     }
     if !with_none {
         assert!(

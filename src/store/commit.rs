@@ -36,7 +36,7 @@ use parking_lot::MutexGuard;
 use super::Inner;
 use super::options::Durability;
 use crate::error::{Error, Result};
-use crate::model::op::Op;
+use crate::model::op::{KvState, Op};
 use crate::state::Version;
 use crate::wal::record;
 use crate::wal::segment::{self, ActiveSegment};
@@ -583,12 +583,17 @@ impl Inner {
         let ops: usize = queued.iter().map(|q| q.ops.len()).sum();
         if plan.sync && ops >= PARALLEL_APPLY_OPS {
             let parallel = std::thread::scope(|scope| {
-                let applier = std::thread::Builder::new()
-                    .name("walstore-apply".into())
-                    .spawn_scoped(scope, || apply(working, queued))
+                let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_CHUNKS);
+                let working = &mut *working;
+                let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+                let inserter = spawn("walstore-apply")
+                    .spawn_scoped(scope, move || insert_prepared(working, queued, &receiver))
                     .ok()?;
+                // Should this spawn fail, the inserter applies everything itself.
+                let _ =
+                    spawn("walstore-prepare").spawn_scoped(scope, move || prepare(queued, &sender));
                 let (written, took) = timed_write(segment);
-                let applied = applier.join().unwrap_or_else(|_| {
+                let applied = inserter.join().unwrap_or_else(|_| {
                     Err(Error::Conversion("applying a transaction panicked".into()))
                 });
                 Some((written, applied, took))
@@ -705,6 +710,93 @@ fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
     if synced_offset < segment.write_offset {
         let _ = segment.file.set_len(synced_offset);
     }
+}
+
+/// One step of a group's apply, prepared on another thread (`prepare`).
+enum Step {
+    /// Set (or delete) a key: what the op's `apply` does, computed without the state.
+    Set(Vec<u8>, Option<Vec<u8>>),
+    /// Apply op `.1` of transaction `.0` itself: it reads the state.
+    Op(usize, usize),
+    /// Transaction `.0` is fully applied.
+    End(usize),
+}
+
+/// Records what an op sets. Ops that read the state fail to apply to it (and are then
+/// applied to the version itself): only blind ops (fingerprints, metadata, config) are
+/// prepared, and their changes are exactly what `Op::apply` sets, in its order.
+#[derive(Default)]
+struct Recorder(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+impl KvState for Recorder {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Err(Error::Conversion("reads the state".into()))
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.0.push((key, value));
+    }
+}
+
+/// Steps per chunk sent from `prepare` to `insert_prepared`.
+const PIPELINE_STEPS: usize = 256;
+/// Chunks in flight between them.
+const PIPELINE_CHUNKS: usize = 16;
+
+/// Turns the group's ops into steps (keys and encoded values built here, beside the
+/// inserting thread). Stops early if the inserter is gone (it failed).
+fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
+    let mut chunk = Vec::with_capacity(PIPELINE_STEPS);
+    let mut recorder = Recorder::default();
+    for (t, txn) in queued.iter().enumerate() {
+        for (o, op) in txn.ops.iter().enumerate() {
+            recorder.0.clear();
+            match op.apply(&mut recorder) {
+                Ok(()) => chunk.extend(recorder.0.drain(..).map(|(k, v)| Step::Set(k, v))),
+                Err(_) => chunk.push(Step::Op(t, o)),
+            }
+            if chunk.len() >= PIPELINE_STEPS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PIPELINE_STEPS));
+                if sender.send(full).is_err() {
+                    return;
+                }
+            }
+        }
+        chunk.push(Step::End(t));
+    }
+    let _ = sender.send(chunk);
+}
+
+/// Applies the steps `prepare` sends, in order: the same changes as [`apply`]. If the
+/// preparing thread stopped early (or never started), applies the rest itself.
+fn insert_prepared(
+    working: &mut Version,
+    queued: &[Queued],
+    receiver: &std::sync::mpsc::Receiver<Vec<Step>>,
+) -> Result<()> {
+    let mut next = 0;
+    for chunk in receiver.iter() {
+        for step in chunk {
+            match step {
+                Step::Set(key, value) => working.set(key, value),
+                Step::Op(t, o) => {
+                    if let Some(op) = queued.get(t).and_then(|txn| txn.ops.get(o)) {
+                        op.apply(working)?;
+                    }
+                }
+                Step::End(t) => {
+                    if let Some(txn) = queued.get(t) {
+                        debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
+                        working.lsn = txn.lsn;
+                    }
+                    next = t + 1;
+                }
+            }
+        }
+    }
+    // Only whole transactions were counted: a partly sent one cannot happen (the
+    // sender stops only when this side is gone), so the rest starts at a transaction.
+    apply(working, queued.get(next..).unwrap_or_default())
 }
 
 /// Applies a group to the working version in lsn order.
