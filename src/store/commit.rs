@@ -604,7 +604,13 @@ impl Inner {
         }
         let (written, took) = timed_write(segment);
         let applied = match written {
-            Ok(_) => apply(working, queued),
+            // A panic would leave the leadership taken for ever: it fails the group.
+            Ok(_) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(working, queued)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Conversion("applying a transaction panicked".into()))
+                    })
+            }
             Err(_) => Ok(()),
         };
         (written, applied, took)
