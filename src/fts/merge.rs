@@ -23,7 +23,7 @@ pub fn posting_entries(version: &Version) -> Result<impl Iterator<Item = Result<
 struct PostingMerge<'a> {
     base: Option<(&'a Snapshot, Cursor<'a>)>,
     base_next: Option<(Vec<u8>, &'a [u8])>,
-    segment: Option<Segment>,
+    segment: Option<std::sync::Arc<Segment>>,
     segment_at: usize,
     removed: Vec<u64>,
 }
@@ -38,13 +38,19 @@ impl<'a> PostingMerge<'a> {
             removed.extend(overlay.removed.iter().copied());
         }
         removed.sort_unstable();
-        let mut newest_first = segments.iter().rev();
-        let segment = newest_first.next().map(|newest| {
-            newest_first.fold(
-                Segment::merge(&Segment::default(), newest, &removed),
-                |acc, older| Segment::merge(older, &acc, &removed),
-            )
-        });
+        // One segment is used as it is (removed docs are filtered per term below);
+        // several are merged, newest first, so each posting is copied O(log n) times.
+        let segment = match segments.as_slice() {
+            [] => None,
+            [only] => Some(only.clone()),
+            [.., newest] => {
+                let mut merged = Segment::merge(&Segment::default(), newest, &removed);
+                for older in segments.iter().rev().skip(1) {
+                    merged = Segment::merge(older, &merged, &removed);
+                }
+                Some(std::sync::Arc::new(merged))
+            }
+        };
         let base = match &version.base {
             Some(snapshot) => Some((snapshot.as_ref(), snapshot.seek(&[Tag::FtsPosting as u8])?)),
             None => None,
@@ -71,8 +77,10 @@ impl<'a> PostingMerge<'a> {
         Ok(())
     }
 
-    fn any_removed_up_to(&self, last_doc: u64) -> bool {
-        self.removed.first().is_some_and(|&first| first <= last_doc)
+    /// Whether a removed id lies in `[first_doc, last_doc]`.
+    fn any_removed_within(&self, first_doc: u64, last_doc: u64) -> bool {
+        let at = self.removed.partition_point(|&id| id < first_doc);
+        self.removed.get(at).is_some_and(|&id| id <= last_doc)
     }
 
     fn is_live(&self, posting: &Posting) -> bool {
@@ -118,7 +126,10 @@ impl<'a> PostingMerge<'a> {
                 };
                 let list = posting::StoredList::open(value).map_err(corrupt)?;
                 let last_doc = list.last_doc(list.blocks().saturating_sub(1));
-                if !take_segment && !self.any_removed_up_to(last_doc) {
+                let mut first = posting::Block::default();
+                list.decode_block(0, &mut first).map_err(corrupt)?;
+                let first_doc = first.postings().first().map_or(0, |p| p.doc);
+                if !take_segment && !self.any_removed_within(first_doc, last_doc) {
                     self.pull_base()?;
                     return Ok(Some((key, value.to_vec())));
                 }

@@ -288,7 +288,10 @@ impl<'a> StoredList<'a> {
             if gap == 0 && !(i == 0 && k == 0) {
                 return Err("doc ids do not ascend");
             }
-            let doc = previous.checked_add(gap).ok_or("doc id overflows")?;
+            let doc = previous
+                .checked_add(gap)
+                .filter(|&doc| doc < u64::MAX)
+                .ok_or("doc id overflows")?;
             previous = doc;
             if let Some(slot) = out.items.get_mut(k) {
                 *slot = Posting { doc, tf, len };
@@ -417,6 +420,16 @@ mod tests {
         assert_eq!(decode_all(&encode(&list)).unwrap(), list);
         // count 2, one impact (1, 1), then (0,1,1) twice: a repeated doc id.
         assert!(decode_all(&[2, 1, 1, 1, 0, 1, 1, 0, 1, 1]).is_err());
+    }
+
+    #[test]
+    fn the_largest_doc_id_is_rejected_as_it_marks_an_exhausted_cursor() {
+        let list = [Posting {
+            doc: u64::MAX,
+            tf: 1,
+            len: 1,
+        }];
+        assert!(decode_all(&encode(&list)).is_err());
     }
 
     #[test]

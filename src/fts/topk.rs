@@ -99,7 +99,11 @@ fn block_max_single(
     let mut threshold = top.threshold();
     while let Some(block) = cursor.shallow(cursor.doc()) {
         if scoring.bound(0, &block) < threshold {
+            let before = cursor.doc();
             cursor.seek(block.last_doc.saturating_add(1))?;
+            if cursor.doc() == before {
+                cursor.advance()?; // never loop in place, whatever the stored bounds say
+            }
             continue;
         }
         while let Some(posting) = cursor.posting().filter(|p| p.doc <= block.last_doc) {

@@ -157,9 +157,13 @@ impl Op {
                     id: totals.next_doc_id,
                     len,
                 };
-                totals.next_doc_id += 1;
-                totals.docs += 1;
-                totals.tokens += u64::from(len);
+                totals.next_doc_id = totals
+                    .next_doc_id
+                    .checked_add(1)
+                    .filter(|&next| next < u64::MAX)
+                    .ok_or_else(|| Error::Conversion("fts document ids are exhausted".into()))?;
+                totals.docs = totals.docs.saturating_add(1);
+                totals.tokens = totals.tokens.saturating_add(u64::from(len));
                 state.set(keys::simple(Tag::FtsDoc, doc), Some(entry.encode()));
                 state.set(keys::doc_name(entry.id), Some(doc.as_bytes().to_vec()));
                 state.fts_add(entry, terms);

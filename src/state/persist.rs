@@ -30,20 +30,7 @@ impl Version {
     /// Writes every live entry of this version into `out`, in key order.
     pub(crate) fn write_snapshot(&self, out: &mut Builder<'_>) -> Result<()> {
         let mut overlays = Overlays::new(self, &[]);
-        let mut postings = Some(crate::fts::merge::posting_entries(self)?);
-        // Writes the posting section once the next key is past it (or at the end).
-        let mut postings_before = |out: &mut Builder<'_>, next: Option<&[u8]>| -> Result<()> {
-            if next.is_some_and(|key| key.first() <= Some(&(Tag::FtsPosting as u8))) {
-                return Ok(());
-            }
-            if let Some(entries) = postings.take() {
-                for entry in entries {
-                    let (key, value) = entry?;
-                    out.push(&key, &value)?;
-                }
-            }
-            Ok(())
-        };
+        let mut postings = PostingSection(Some(crate::fts::merge::posting_entries(self)?));
         if let Some(base) = &self.base {
             let map = base.bytes();
             let refs = base.data_refs()?;
@@ -52,9 +39,22 @@ impl Version {
             for (j, &(ordinal, data_ref)) in refs.iter().enumerate() {
                 let next_first = refs.get(j + 1).map(|(_, r)| r.first_key.as_slice());
                 let tag = Tag::of(&data_ref.first_key);
-                if tag.is_some_and(|t| t > Tag::FtsPosting) {
+                if tag.is_some_and(|t| t > Tag::FtsPosting) && postings.is_pending() {
                     flush(out, map, run.take())?;
-                    postings_before(out, Some(&data_ref.first_key))?;
+                    // Overlay entries below this block precede the posting section when
+                    // their tag does (they are pushed lazily, before the base key above
+                    // them, which is in this block).
+                    while let Some((over_key, over_value)) = overlays.peek() {
+                        if over_key >= data_ref.first_key.as_slice() {
+                            break;
+                        }
+                        if let Some(value) = over_value {
+                            postings.before(out, Some(over_key))?;
+                            out.push(over_key, value)?;
+                        }
+                        overlays.advance();
+                    }
+                    postings.before(out, Some(&data_ref.first_key))?;
                 }
                 // Every key of this block lies in [first_key, next_first): the same tag
                 // when both ends have it; no overlay entry in that range.
@@ -102,7 +102,7 @@ impl Version {
                             break;
                         }
                         if let Some(value) = over_value {
-                            postings_before(out, Some(over_key))?;
+                            postings.before(out, Some(over_key))?;
                             out.push(over_key, value)?;
                         }
                         overlays.advance();
@@ -113,7 +113,7 @@ impl Version {
                     if key.first() == Some(&(Tag::FtsPosting as u8)) {
                         continue; // written from the merge
                     }
-                    postings_before(out, Some(&key))?;
+                    postings.before(out, Some(&key))?;
                     out.push(&key, body.get(range).unwrap_or_default())?;
                 }
             }
@@ -121,12 +121,36 @@ impl Version {
         }
         while let Some((key, value)) = overlays.peek() {
             if let Some(value) = value {
-                postings_before(out, Some(key))?;
+                postings.before(out, Some(key))?;
                 out.push(key, value)?;
             }
             overlays.advance();
         }
-        postings_before(out, None)
+        postings.before(out, None)
+    }
+}
+
+/// The FTS posting section, written once: just before the first key past it.
+struct PostingSection<I>(Option<I>);
+
+impl<I: Iterator<Item = Result<crate::fts::merge::Entry>>> PostingSection<I> {
+    fn is_pending(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Writes the section if `next` (the key about to be written; `None`: the end) is
+    /// past it.
+    fn before(&mut self, out: &mut Builder<'_>, next: Option<&[u8]>) -> Result<()> {
+        if next.is_some_and(|key| key.first() <= Some(&(Tag::FtsPosting as u8))) {
+            return Ok(());
+        }
+        if let Some(entries) = self.0.take() {
+            for entry in entries {
+                let (key, value) = entry?;
+                out.push(&key, &value)?;
+            }
+        }
+        Ok(())
     }
 }
 

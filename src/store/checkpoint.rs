@@ -64,6 +64,7 @@ impl Inner {
                 });
             }
             log.working.freeze();
+            log.working_gen += 1;
             log.rotate_requested = true;
             log.wal_bytes_since_checkpoint = 0;
             log.working.clone()
@@ -90,6 +91,7 @@ impl Inner {
             Err(error) => {
                 let mut log = self.log.lock();
                 log.working.thaw();
+                log.working_gen += 1;
                 if sync_failed {
                     // Never retry a failed fsync (fsyncgate): poison, as a failed WAL sync does.
                     let last = log.written_lsn;
@@ -101,6 +103,7 @@ impl Inner {
         {
             let mut log = self.log.lock();
             log.working.install(Arc::new(opened));
+            log.working_gen += 1;
             *self.published.write() = Arc::new(log.working.clone());
             self.rotate_idle(&mut log)?;
         }

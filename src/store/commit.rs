@@ -1,26 +1,42 @@
 //! The commit path: group commit into the active segment.
 //!
-//! 1. A committer frames its record under the log mutex (taking the next lsn) and queues it.
-//! 2. If no leader is writing, it becomes the leader: it takes the whole queue, releases
-//!    the mutex, writes the queue with one `pwrite`, and (if any queued commit asked for
-//!    [`Durability::Immediate`]) issues one `fdatasync`. New commits queue up meanwhile:
-//!    they form the next group.
-//! 3. On success the leader re-takes the mutex, applies the group to the working version
-//!    in lsn order, publishes it to readers, and wakes everyone. Readers therefore never
-//!    see a transaction before it is durable.
-//! 4. On failure the store is poisoned: no fsync is retried and nothing more is
+//! 1. A committer frames its record under the log mutex (taking the next lsn) and queues
+//!    it with a [`Waiter`] of its own.
+//! 2. If no leader is active, it becomes the leader. Otherwise it parks until the leader
+//!    of its group wakes it with the outcome, or hands it the leadership (below).
+//! 3. The leader first *gathers*: if fewer commits are queued than took part in the last
+//!    cycle (the previous group plus those queued while it was synced), it waits for them,
+//!    at most half a recent `fdatasync`. Without this, committers released by one sync
+//!    queue up while the next group is being synced, and groups alternate between two
+//!    halves of the committers: each sync would cover half of them.
+//! 4. It takes the whole queue, releases the mutex, writes the group with one `pwrite`,
+//!    and (if any queued commit asked for [`Durability::Immediate`]) issues one
+//!    `fdatasync`. Meanwhile it applies the group to a private copy of the working version
+//!    (O(1) to copy; on a second thread for a large group, so the apply overlaps the
+//!    `fdatasync`). New commits queue up meanwhile: they form the next group.
+//! 5. On success the leader re-takes the mutex, installs the applied version, publishes it
+//!    to readers, and wakes its group's committers one by one (a targeted unpark, no
+//!    thundering herd), first handing the leadership to the first commit queued meanwhile.
+//!    Readers therefore never see a transaction before it is durable.
+//! 6. On failure the store is poisoned: no fsync is retried and nothing more is
 //!    acknowledged until the store is reopened (PostgreSQL's fsyncgate lesson).
+//!
+//! One group is in flight at a time: two concurrent `fdatasync` calls on one file could
+//! split a write-back error between them (the kernel reports it once per open file), so
+//! one could succeed without its bytes being durable.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
 use super::Inner;
 use super::options::Durability;
 use crate::error::{Error, Result};
-use crate::model::op::Op;
+use crate::model::op::{KvState, Op};
 use crate::state::Version;
 use crate::wal::record;
 use crate::wal::segment::{self, ActiveSegment};
@@ -57,7 +73,65 @@ pub(crate) struct Log {
     pub reader_store_id: Option<crate::header::StoreId>,
     /// Offset in the active segment up to which its bytes are known durable.
     pub synced_offset: u64,
+    /// Commits that took part in the last cycle: the last group and those queued while it
+    /// was written. The next leader waits (briefly) for that many.
+    pub concurrency: usize,
+    /// Whether the leader (parked) waits for `gather_target` queued commits.
+    pub gathering: bool,
+    /// How many queued commits the gathering leader waits for.
+    pub gather_target: usize,
+    /// A `Store::sync` waits for the next group to be synced, whatever its commits asked.
+    pub sync_requested: bool,
+    /// Recent time to write and sync a group (moving average): bounds the gathering.
+    pub sync_time: Duration,
+    /// Bumped whenever something other than a group changes `working` (a checkpoint's
+    /// freeze, thaw or install), so a leader knows whether its applied copy still holds.
+    pub working_gen: u64,
 }
+
+impl Log {
+    /// A writer's log after recovery: `lsn` applied, written and durable.
+    pub(crate) fn new(
+        lsn: u64,
+        segment: Option<ActiveSegment>,
+        working: Version,
+        tail: Option<(u64, u64)>,
+        reader_store_id: Option<crate::header::StoreId>,
+        synced_offset: u64,
+    ) -> Log {
+        Log {
+            next_lsn: lsn + 1,
+            written_lsn: lsn,
+            durable_lsn: lsn,
+            queue: Vec::new(),
+            queued: Vec::new(),
+            leader: false,
+            segment,
+            working,
+            failure: None,
+            wal_bytes_since_checkpoint: 0,
+            tail,
+            rotate_requested: false,
+            reader_store_id,
+            synced_offset,
+            concurrency: 1,
+            gathering: false,
+            gather_target: 0,
+            sync_requested: false,
+            sync_time: INITIAL_SYNC_TIME,
+            working_gen: 0,
+        }
+    }
+}
+
+/// The sync time assumed before any was measured.
+const INITIAL_SYNC_TIME: Duration = Duration::from_micros(200);
+/// Bounds on how long a leader waits for the commits of the last cycle.
+const GATHER_MIN: Duration = Duration::from_micros(20);
+const GATHER_MAX: Duration = Duration::from_millis(2);
+/// A group with at least this many operations is applied on a second thread while the
+/// leader writes and syncs it.
+const PARALLEL_APPLY_OPS: usize = 512;
 
 /// How a leader writes one group.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +154,66 @@ pub(crate) struct Queued {
     pub lsn: u64,
     pub ops: Vec<Op>,
     pub sync: bool,
+    pub waiter: Arc<Waiter>,
+}
+
+/// How a parked committer learns what became of its commit: the leader of its group sets
+/// the state under the log mutex, then unparks the thread.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    thread: Thread,
+    state: AtomicU8,
+}
+
+/// Queued, not yet decided.
+const WAITING: u8 = 0;
+/// Written (and synced if asked), applied and published.
+const DONE: u8 = 1;
+/// Failed: the store is poisoned.
+const FAILED: u8 = 2;
+/// Handed the leadership: lead the queue.
+const LEAD: u8 = 3;
+
+impl Waiter {
+    fn new() -> Arc<Waiter> {
+        Arc::new(Waiter {
+            thread: std::thread::current(),
+            state: AtomicU8::new(WAITING),
+        })
+    }
+
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// Parks until the state is no longer `WAITING`, and returns it.
+    fn wait(&self) -> u8 {
+        loop {
+            let state = self.state.load(Ordering::Acquire);
+            if state != WAITING {
+                return state;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// [`Waiter::wait`], until `deadline` at the latest (then returns `WAITING`).
+    fn wait_until(&self, deadline: Instant) -> u8 {
+        loop {
+            let state = self.state.load(Ordering::Acquire);
+            let now = Instant::now();
+            if state != WAITING || now >= deadline {
+                return state;
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+
+    fn wake(&self) {
+        if self.thread.id() != std::thread::current().id() {
+            self.thread.unpark();
+        }
+    }
 }
 
 /// What failed, kept to answer the committers of the failed group.
@@ -159,6 +293,7 @@ impl Inner {
                 record::PAYLOAD_BYTES_MAX
             )));
         }
+        let waiter = Waiter::new();
         let mut log = self.writer_log()?;
         if log.failure.is_some() {
             return Err(Error::Poisoned);
@@ -168,45 +303,58 @@ impl Inner {
         let durable_lsn = log.durable_lsn;
         record::encode_into(&mut log.queue, lsn, durable_lsn, &payload);
         let sync = durability == Durability::Immediate;
-        log.queued.push(Queued { lsn, ops, sync });
-        loop {
-            if log.working.lsn >= lsn && (!sync || log.durable_lsn >= lsn) {
-                return Ok(lsn);
+        log.queued.push(Queued {
+            lsn,
+            ops,
+            sync,
+            waiter: Arc::clone(&waiter),
+        });
+        if log.leader && log.gathering && log.queued.len() >= log.gather_target {
+            // The group the leader is gathering is complete: lead it from this thread,
+            // which is running already (the gathering one is parked).
+            log.gathering = false;
+            self.lead(log);
+        } else if !log.leader {
+            log.leader = true;
+            self.begin_group(log, &waiter);
+        } else {
+            drop(log);
+            if waiter.wait() == LEAD {
+                self.begin_group(self.log.lock(), &waiter);
             }
-            if let Some(failure) = &log.failure {
-                return Err(if lsn <= failure.last_lsn {
-                    failure.to_error()
-                } else {
-                    Error::Poisoned
-                });
+        }
+        // Every group a leader takes holds the leader's own commit, so the state is final.
+        match waiter.wait() {
+            DONE => Ok(lsn),
+            _ => {
+                let log = self.log.lock();
+                Err(match &log.failure {
+                    Some(failure) if lsn <= failure.last_lsn => failure.to_error(),
+                    _ => Error::Poisoned,
+                })
             }
-            if !log.leader {
-                self.lead(&mut log);
-                continue;
-            }
-            self.log_cond.wait(&mut log);
         }
     }
 
     /// Makes every written transaction durable.
     pub(crate) fn sync(&self) -> Result<()> {
         let mut log = self.writer_log()?;
+        let target = log.next_lsn - 1;
         loop {
             if log.failure.is_some() {
                 return Err(Error::Poisoned);
             }
-            if !log.leader && log.queued.is_empty() {
-                break;
+            if log.durable_lsn >= target {
+                return Ok(());
             }
             if !log.leader {
-                self.lead(&mut log);
-                continue;
+                break;
             }
+            // The leader's group syncs, and its end wakes us.
+            log.sync_requested = true;
             self.log_cond.wait(&mut log);
         }
-        if log.durable_lsn >= log.written_lsn {
-            return Ok(());
-        }
+        // No leader, so nothing is queued: every lsn up to `target` is written.
         let target = log.written_lsn;
         let Some(segment) = log.segment.take() else {
             return Err(Error::Poisoned);
@@ -221,19 +369,21 @@ impl Inner {
         });
         let written_offset = segment.write_offset;
         log.segment = Some(segment);
-        log.leader = false;
-        match result {
+        let result = match result {
             Ok(()) => {
                 log.synced_offset = written_offset;
                 log.durable_lsn = log.durable_lsn.max(target);
-                self.log_cond.notify_all();
                 Ok(())
             }
             Err(error) => {
                 self.poison(&mut log, &error, target);
                 Err(error)
             }
-        }
+        };
+        let next = self.release(&mut log);
+        drop(log);
+        wake_all(next.as_ref(), &[]);
+        result
     }
 
     fn writer_log(&self) -> Result<MutexGuard<'_, Log>> {
@@ -243,37 +393,115 @@ impl Inner {
         Ok(self.log.lock())
     }
 
-    /// Writes (and syncs) the queued group. Called with the mutex held, as the leader.
-    fn lead(&self, log: &mut MutexGuard<'_, Log>) {
+    /// Ends a leadership: hands it to the first commit queued meanwhile (returned, to be
+    /// woken once the mutex is released), or fails every queued commit if the store is
+    /// poisoned, or clears `leader`. Wakes `sync` and checkpoints waiting for the leader.
+    fn release(&self, log: &mut Log) -> Option<Arc<Waiter>> {
+        self.log_cond.notify_all();
+        if log.failure.is_some() {
+            log.queue.clear();
+            let failed = std::mem::take(&mut log.queued);
+            for queued in &failed {
+                queued.waiter.set(FAILED);
+            }
+            log.leader = false;
+            // Woken here: nothing else would, and the mutex is only taken to read the failure.
+            for queued in &failed {
+                queued.waiter.wake();
+            }
+            return None;
+        }
+        match log.queued.first() {
+            Some(next) => {
+                next.waiter.set(LEAD);
+                Some(Arc::clone(&next.waiter))
+            }
+            None => {
+                log.leader = false;
+                None
+            }
+        }
+    }
+
+    /// Starts the next group as its leader: at once, or after gathering (see the module
+    /// docs, step 3) as many commits as took part in the last cycle. The gathering leader
+    /// parks; the commit that completes the group leads it instead (one wake-up less), and
+    /// the gathering one leads what it has if none did by the deadline.
+    fn begin_group(&self, mut log: MutexGuard<'_, Log>, waiter: &Waiter) {
+        // Leadership handed over is taken: the state now tells how the commit ends.
+        waiter.set(WAITING);
+        let target = log.concurrency;
+        let gather =
+            log.failure.is_none() && log.queued.len() < target && log.queued.iter().any(|q| q.sync);
+        if !gather {
+            self.lead(log);
+            return;
+        }
+        let deadline = Instant::now() + (log.sync_time / 2).clamp(GATHER_MIN, GATHER_MAX);
+        log.gathering = true;
+        log.gather_target = target;
+        drop(log);
+        if waiter.wait_until(deadline) != WAITING {
+            return;
+        }
+        let mut log = self.log.lock();
+        if log.gathering {
+            log.gathering = false;
+            self.lead(log);
+        } else {
+            // Another commit completed the group and leads it, ours included.
+            drop(log);
+            waiter.wait();
+        }
+    }
+
+    /// Leads one group: writes (and syncs) and applies it, publishes, wakes its
+    /// committers and hands the leadership on. Called with `leader` set for this thread.
+    fn lead(&self, mut log: MutexGuard<'_, Log>) {
+        let first_last = (
+            log.queued.first().map(|q| q.lsn),
+            log.queued.last().map(|q| q.lsn),
+        );
+        let segment = match (log.failure.is_none(), first_last) {
+            (true, (Some(_), Some(_))) => log.segment.take(),
+            _ => None,
+        };
+        let (Some(mut segment), (Some(first), Some(last))) = (segment, first_last) else {
+            // Poisoned, or nothing queued, or (never expected) no segment to write to.
+            if log.failure.is_none() && !log.queued.is_empty() {
+                let last = log.next_lsn - 1;
+                self.poison(&mut log, &Error::Poisoned, last);
+            }
+            let next = self.release(&mut log);
+            drop(log);
+            wake_all(next.as_ref(), &[]);
+            return;
+        };
         let batch = std::mem::take(&mut log.queue);
         let queued = std::mem::take(&mut log.queued);
-        let (Some(first), Some(last)) =
-            (queued.first().map(|q| q.lsn), queued.last().map(|q| q.lsn))
-        else {
-            return;
+        let sync = queued.iter().any(|q| q.sync) || std::mem::take(&mut log.sync_requested);
+        let plan = GroupPlan {
+            first_lsn: first,
+            sync,
+            unsynced_before: log.written_lsn > log.durable_lsn,
+            synced_offset: log.synced_offset,
+            rotate: std::mem::take(&mut log.rotate_requested),
         };
-        let Some(mut segment) = log.segment.take() else {
-            return;
-        };
-        let sync = queued.iter().any(|q| q.sync);
-        let unsynced_before = log.written_lsn > log.durable_lsn;
-        let synced_offset = log.synced_offset;
-        let rotate = std::mem::take(&mut log.rotate_requested);
-        log.leader = true;
-        let result = MutexGuard::unlocked(log, || {
-            let plan = GroupPlan {
-                first_lsn: first,
-                sync,
-                unsynced_before,
-                synced_offset,
-                rotate,
-            };
-            let written = self.write_group(&mut segment, &batch, &plan)?;
-            self.publish_head(last);
-            Ok(written)
+        let mut working = log.working.clone();
+        let generation = log.working_gen;
+        let (written, applied, took) = MutexGuard::unlocked(&mut log, || {
+            let (written, applied, took) =
+                self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
+            if written.is_ok() {
+                self.publish_head(last);
+            }
+            (written, applied, took)
         });
-        log.leader = false;
-        match result {
+        if sync {
+            log.sync_time = (log.sync_time * 3 + took) / 4;
+        }
+        let mut replaced = None;
+        let outcome = match written {
             Ok(new_segment) => {
                 if new_segment.is_some() {
                     log.synced_offset = crate::header::HEADER_BYTES as u64;
@@ -285,27 +513,112 @@ impl Inner {
                     log.synced_offset = log.segment.as_ref().map_or(0, |s| s.write_offset);
                 }
                 log.wal_bytes_since_checkpoint += batch.len() as u64;
-                if let Err(error) = apply(&mut log.working, &queued) {
-                    self.poison(log, &error, last);
-                    return;
-                }
-                *self.published.write() = Arc::new(log.working.clone());
-                // Searches filter removed documents until a checkpoint drops them, and
-                // each query term pays a seek per removed id: bound that work too.
-                if self.options.checkpoint_wal_bytes > 0
-                    && (log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
-                        || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT
-                        || fts_memory_is_due(&log.working))
-                {
-                    self.request_checkpoint();
+                // A checkpoint that froze or installed meanwhile changed `working` under
+                // the copy: apply the group again, to the current one.
+                let applied = match applied {
+                    Ok(()) if log.working_gen == generation => {
+                        log.working = working;
+                        Ok(())
+                    }
+                    Ok(()) => apply(&mut log.working, &queued),
+                    Err(error) => Err(error),
+                };
+                match applied {
+                    Ok(()) => {
+                        let version = Arc::new(log.working.clone());
+                        replaced = Some(std::mem::replace(&mut *self.published.write(), version));
+                        // Searches filter removed documents until a checkpoint drops
+                        // them, and each query term pays a seek per removed id: bound
+                        // that work too, and the memory of in-memory segments.
+                        if self.options.checkpoint_wal_bytes > 0
+                            && (log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
+                                || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT
+                                || fts_memory_is_due(&log.working))
+                        {
+                            self.request_checkpoint();
+                        }
+                        DONE
+                    }
+                    Err(error) => {
+                        self.poison(&mut log, &error, last);
+                        FAILED
+                    }
                 }
             }
             Err(error) => {
                 log.segment = Some(segment);
-                self.poison(log, &error, last);
+                self.poison(&mut log, &error, last);
+                FAILED
+            }
+        };
+        for member in &queued {
+            member.waiter.set(outcome);
+        }
+        log.concurrency = queued.len() + log.queued.len();
+        let next = self.release(&mut log);
+        drop(log);
+        wake_all(next.as_ref(), &queued);
+        // The group's operations, and the version it replaced (if no reader holds it), are
+        // freed after its committers were woken; a large group's on another thread.
+        let garbage = (queued, replaced);
+        if garbage.0.iter().map(|q| q.ops.len()).sum::<usize>() >= PARALLEL_APPLY_OPS {
+            // Should the spawn fail, the closure and the garbage are dropped here.
+            let _ = std::thread::Builder::new()
+                .name("walstore-free".into())
+                .spawn(move || drop(garbage));
+        }
+    }
+
+    /// Writes (and syncs) the group and applies it to `working`: on a second thread for a
+    /// large synced group, so the apply overlaps the `fdatasync`. Returns how long the
+    /// write and sync took.
+    fn write_and_apply(
+        &self,
+        segment: &mut ActiveSegment,
+        batch: &[u8],
+        plan: &GroupPlan,
+        working: &mut Version,
+        queued: &[Queued],
+    ) -> (Result<Option<ActiveSegment>>, Result<()>, Duration) {
+        let timed_write = |segment: &mut ActiveSegment| {
+            let started = Instant::now();
+            let written = self.write_group(segment, batch, plan);
+            (written, started.elapsed())
+        };
+        let ops: usize = queued.iter().map(|q| q.ops.len()).sum();
+        if plan.sync && ops >= PARALLEL_APPLY_OPS {
+            let parallel = std::thread::scope(|scope| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_CHUNKS);
+                let working = &mut *working;
+                let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+                let inserter = spawn("walstore-apply")
+                    .spawn_scoped(scope, move || insert_prepared(working, queued, &receiver))
+                    .ok()?;
+                // Should this spawn fail, the inserter applies everything itself.
+                let _ =
+                    spawn("walstore-prepare").spawn_scoped(scope, move || prepare(queued, &sender));
+                let (written, took) = timed_write(segment);
+                let applied = inserter.join().unwrap_or_else(|_| {
+                    Err(Error::Conversion("applying a transaction panicked".into()))
+                });
+                Some((written, applied, took))
+            });
+            if let Some(done) = parallel {
+                return done;
             }
         }
-        self.log_cond.notify_all();
+        let (written, took) = timed_write(segment);
+        let applied = match written {
+            // A panic would leave the leadership taken for ever: it fails the group.
+            Ok(_) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(working, queued)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Conversion("applying a transaction panicked".into()))
+                    })
+            }
+            Err(_) => Ok(()),
+        };
+        (written, applied, took)
     }
 
     /// Tells live readers in other processes how far they may read (`head.rs`). A hint:
@@ -425,6 +738,103 @@ fn fts_memory_is_due(working: &Version) -> bool {
     working.fts.heap_bytes() as u64 >= bound
 }
 
+/// One step of a group's apply, prepared on another thread (`prepare`).
+enum Step {
+    /// Set (or delete) a key: what the op's `apply` does, computed without the state.
+    Set(Vec<u8>, Option<Vec<u8>>),
+    /// Apply op `.1` of transaction `.0` itself: it reads the state.
+    Op(usize, usize),
+    /// Transaction `.0` is fully applied.
+    End(usize),
+}
+
+/// Records what an op sets. Ops that read the state fail to apply to it (and are then
+/// applied to the version itself): only blind ops (fingerprints, metadata, config) are
+/// prepared, and their changes are exactly what `Op::apply` sets, in its order.
+#[derive(Default)]
+struct Recorder(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+impl KvState for Recorder {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Err(Error::Conversion("reads the state".into()))
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.0.push((key, value));
+    }
+
+    // FTS ops read the document table before they reach these, so they fail at `get`
+    // and are applied to the version itself; these are never called.
+    fn fts_add(&mut self, _doc: crate::fts::DocEntry, _terms: &crate::fts::DocTerms) {
+        debug_assert!(false, "FTS ops read the state first");
+    }
+
+    fn fts_remove(&mut self, _id: u64) {
+        debug_assert!(false, "FTS ops read the state first");
+    }
+}
+
+/// Steps per chunk sent from `prepare` to `insert_prepared`.
+const PIPELINE_STEPS: usize = 256;
+/// Chunks in flight between them.
+const PIPELINE_CHUNKS: usize = 16;
+
+/// Turns the group's ops into steps (keys and encoded values built here, beside the
+/// inserting thread). Stops early if the inserter is gone (it failed).
+fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
+    let mut chunk = Vec::with_capacity(PIPELINE_STEPS);
+    let mut recorder = Recorder::default();
+    for (t, txn) in queued.iter().enumerate() {
+        for (o, op) in txn.ops.iter().enumerate() {
+            recorder.0.clear();
+            match op.apply(&mut recorder) {
+                Ok(()) => chunk.extend(recorder.0.drain(..).map(|(k, v)| Step::Set(k, v))),
+                Err(_) => chunk.push(Step::Op(t, o)),
+            }
+            if chunk.len() >= PIPELINE_STEPS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PIPELINE_STEPS));
+                if sender.send(full).is_err() {
+                    return;
+                }
+            }
+        }
+        chunk.push(Step::End(t));
+    }
+    let _ = sender.send(chunk);
+}
+
+/// Applies the steps `prepare` sends, in order: the same changes as [`apply`]. If the
+/// preparing thread stopped early (or never started), applies the rest itself.
+fn insert_prepared(
+    working: &mut Version,
+    queued: &[Queued],
+    receiver: &std::sync::mpsc::Receiver<Vec<Step>>,
+) -> Result<()> {
+    let mut next = 0;
+    for chunk in receiver.iter() {
+        for step in chunk {
+            match step {
+                Step::Set(key, value) => working.set(key, value),
+                Step::Op(t, o) => {
+                    if let Some(op) = queued.get(t).and_then(|txn| txn.ops.get(o)) {
+                        op.apply(working)?;
+                    }
+                }
+                Step::End(t) => {
+                    if let Some(txn) = queued.get(t) {
+                        debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
+                        working.lsn = txn.lsn;
+                    }
+                    next = t + 1;
+                }
+            }
+        }
+    }
+    // Only whole transactions were counted: a partly sent one cannot happen (the
+    // sender stops only when this side is gone), so the rest starts at a transaction.
+    apply(working, queued.get(next..).unwrap_or_default())
+}
+
 /// Applies a group to the working version in lsn order.
 fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
     for txn in queued {
@@ -436,4 +846,14 @@ fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
     }
     working.seal();
     Ok(())
+}
+
+/// Wakes the next leader first (it starts the next group), then a group's committers.
+fn wake_all(next: Option<&Arc<Waiter>>, group: &[Queued]) {
+    if let Some(next) = next {
+        next.wake();
+    }
+    for member in group {
+        member.waiter.wake();
+    }
 }

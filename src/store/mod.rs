@@ -159,23 +159,14 @@ impl Store {
                 .ok()
                 .flatten();
         }
-        let log = Log {
-            next_lsn: lsn + 1,
-            written_lsn: lsn,
-            durable_lsn: lsn,
-            queue: Vec::new(),
-            queued: Vec::new(),
-            leader: false,
-            segment: recovered.active,
-            working: version.clone(),
-            failure: None,
-            wal_bytes_since_checkpoint: 0,
-            tail: recovered.tail,
-            rotate_requested: false,
-            reader_store_id: (report.segments_read > 0 || report.snapshot.is_some())
-                .then_some(recovered.store_id),
+        let log = Log::new(
+            lsn,
+            recovered.active,
+            version.clone(),
+            recovered.tail,
+            (report.segments_read > 0 || report.snapshot.is_some()).then_some(recovered.store_id),
             synced_offset,
-        };
+        );
         let background_checkpoints =
             writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
         let inner = Arc::new(Inner {
