@@ -74,8 +74,13 @@ impl<'a> FtsView<'a> {
             return Ok(total as u64);
         }
         let mut all = TermCursor::new(cursor.term(), cursor.sources().to_vec(), &[])?;
+        // Only removed ids within the term's doc range can be among its postings.
+        let first = self.removed.partition_point(|&id| id < all.doc());
         let mut dead = 0usize;
-        for &doc in &self.removed {
+        for &doc in self.removed.get(first..).unwrap_or_default() {
+            if all.doc() == cursor::END {
+                break;
+            }
             all.seek(doc)?;
             if all.doc() == doc {
                 dead += 1;

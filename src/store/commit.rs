@@ -532,7 +532,7 @@ impl Inner {
                         // that work too, and the memory of in-memory segments.
                         if self.options.checkpoint_wal_bytes > 0
                             && (log.wal_bytes_since_checkpoint >= self.options.checkpoint_wal_bytes
-                                || log.working.fts.removed.len() >= FTS_REMOVED_CHECKPOINT
+                                || fts_removals_are_due(&log.working)
                                 || fts_memory_is_due(&log.working))
                         {
                             self.request_checkpoint();
@@ -723,8 +723,20 @@ fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
     }
 }
 
-/// Removed FTS documents (since the snapshot) that request a checkpoint.
+/// Removed FTS documents (since the snapshot) that request a checkpoint, at least.
 const FTS_REMOVED_CHECKPOINT: usize = 4096;
+
+/// Whether enough FTS documents were removed since the snapshot to rewrite its lists:
+/// [`FTS_REMOVED_CHECKPOINT`] or an eighth of the snapshot's documents, whichever is more
+/// (so removing many documents costs O(log n) rewrites, not one per 4096).
+fn fts_removals_are_due(working: &Version) -> bool {
+    let docs = working
+        .base
+        .as_ref()
+        .map_or(0, |s| s.section_count(crate::model::keys::Tag::FtsDoc));
+    let bound = (FTS_REMOVED_CHECKPOINT as u64).max(docs / 8);
+    working.fts.removed.len() as u64 >= bound
+}
 /// Memory of in-memory FTS segments that requests a checkpoint (which moves them into
 /// the mapped snapshot), bounding an index build's resident memory.
 const FTS_SEGMENT_BYTES_CHECKPOINT: usize = 8 * 1024 * 1024;
