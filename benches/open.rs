@@ -8,7 +8,8 @@
 //!   reported); the wall time of the whole child and its resident memory are printed.
 //! - `open_1m/json_parse_get` (the baseline): read the same 1,000,000 fingerprints as one
 //!   JSON file, parse it with serde_json, get one key (warm). Goal: cold open ≥ 100× faster.
-//! - `open_1m/full_scan_warm`: iterate all 1,000,000 fingerprints (decoded).
+//! - `open_1m/full_scan_warm`: iterate all 1,000,000 fingerprints (decoded, owned);
+//!   `open_1m/full_scan_warm_borrowed`: the same through `for_each_fingerprint`.
 //! - Printed: on-disk size of the store and of the JSON file; resident memory after open.
 //!
 //! The store and the JSON file are built once and cached in `target/bench-data/`.
@@ -182,6 +183,21 @@ fn open(c: &mut Criterion) {
         .sample_size(10)
         .sampling_mode(SamplingMode::Auto)
         .measurement_time(Duration::from_secs(8));
+    group.bench_function("full_scan_warm_borrowed", |b| {
+        b.iter(|| {
+            let read = store.read();
+            let mut n = 0u64;
+            let mut bytes = 0u64;
+            read.for_each_fingerprint(common::NS, |path, fp| {
+                n += 1;
+                bytes += path.len() as u64 + fp.size;
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("scan");
+            assert_eq!(n, N);
+            bytes
+        });
+    });
     group.bench_function("full_scan_warm", |b| {
         b.iter(|| {
             let read = store.read();

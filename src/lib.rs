@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub struct ReadmeDoctests;
 pub use fts::search::{Hit, Query, SearchResults};
 pub use fts::{DocTerms, FtsStats};
-pub use model::fingerprint::Fingerprint;
+pub use model::fingerprint::{Fingerprint, FingerprintRef};
 pub use model::value::Value;
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
 pub use run::RunInfo;

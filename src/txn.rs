@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::fts::view::FtsView;
 use crate::fts::{DocEntry, DocTerms, FtsStats};
-use crate::model::fingerprint::Fingerprint;
+use crate::model::fingerprint::{Fingerprint, FingerprintRef};
 use crate::model::keys::{self, Tag};
 use crate::model::op::{Op, decode, read_totals};
 use crate::model::value::Value;
@@ -281,6 +281,29 @@ impl ReadTxn {
                 .ok_or_else(|| bad_key(Tag::Fingerprint));
             Some(path.and_then(|path| Ok((path.to_owned(), Fingerprint::decode_stored(&bytes)?))))
         }))
+    }
+
+    /// Calls `visit` with every fingerprint of namespace `ns`, in path order, borrowed
+    /// from the store: no allocation per entry (the owned [`ReadTxn::fingerprints`]
+    /// allocates a path and a hash per entry). Stops early when `visit` returns
+    /// [`ControlFlow::Break`](std::ops::ControlFlow).
+    pub fn for_each_fingerprint(
+        &self,
+        ns: &str,
+        mut visit: impl FnMut(&str, FingerprintRef<'_>) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
+        let prefix = keys::pair_prefix(Tag::Fingerprint, ns);
+        let mut scan = self.version.scan(&prefix)?;
+        while let Some((key, bytes)) = scan.next_entry()? {
+            let path = key
+                .get(prefix.len()..)
+                .and_then(|path| std::str::from_utf8(path).ok())
+                .ok_or_else(|| bad_key(Tag::Fingerprint))?;
+            if visit(path, Fingerprint::decode_borrowed(&bytes)?).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Every fingerprint as `(namespace, path, fingerprint)`, sorted.

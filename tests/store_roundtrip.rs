@@ -352,3 +352,38 @@ fn a_checkpoint_starts_a_new_segment_so_open_reads_only_what_follows() {
         );
     });
 }
+
+#[test]
+fn borrowed_fingerprint_scan_equals_the_owned_one_across_layers() {
+    for_each_backend(|backend| {
+        let store = backend.open();
+        for i in 0..300u64 {
+            commit_step(&store, i);
+            if i % 100 == 99 {
+                store.checkpoint().expect("checkpoint");
+            }
+        }
+        let read = store.read();
+        for ns in ["code", "docs", "nothing"] {
+            let owned: Vec<_> = read
+                .fingerprints(ns)
+                .expect("scan")
+                .map(|e| e.expect("entry"))
+                .collect();
+            let mut borrowed = Vec::new();
+            read.for_each_fingerprint(ns, |path, fp| {
+                borrowed.push((path.to_owned(), fp.to_owned()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("borrowed scan");
+            assert_eq!(borrowed, owned, "{ns}");
+            let mut first = 0;
+            read.for_each_fingerprint(ns, |_, _| {
+                first += 1;
+                std::ops::ControlFlow::Break(())
+            })
+            .expect("stopped scan");
+            assert_eq!(first, usize::from(!owned.is_empty()));
+        }
+    });
+}

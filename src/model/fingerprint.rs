@@ -54,7 +54,36 @@ impl Fingerprint {
     }
 }
 
+/// A fingerprint borrowed from the store (see [`crate::ReadTxn::for_each_fingerprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FingerprintRef<'a> {
+    /// Content hash.
+    pub hash: &'a [u8],
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+impl FingerprintRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> Fingerprint {
+        Fingerprint {
+            hash: self.hash.to_vec(),
+            size: self.size,
+            mtime: self.mtime,
+        }
+    }
+}
+
 impl Fingerprint {
+    /// Decodes a stored fingerprint value without copying its hash.
+    pub(crate) fn decode_borrowed(bytes: &[u8]) -> Result<FingerprintRef<'_>> {
+        Self::take_stored_parts(bytes, &mut 0)
+            .map(|(hash, size, mtime)| FingerprintRef { hash, size, mtime })
+            .ok_or_else(|| Error::Conversion("stored fingerprint does not decode".into()))
+    }
+
     /// Decodes a stored fingerprint value: the same bytes, the same result and the same
     /// failures as `postcard::from_bytes::<Fingerprint>` (trailing bytes ignored), without
     /// serde's byte-by-byte sequence visit.

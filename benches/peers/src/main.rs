@@ -616,12 +616,14 @@ fn scan(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
             let mut sum = 0u64;
             match *name {
                 "walstore" => {
+                    // Borrowed, as redb's and fjall's loops are (the owned
+                    // `fingerprints()` allocates a path and a hash per entry).
                     let read = walstore.read();
-                    for entry in read.fingerprints(common::NS)? {
-                        let (path, fp) = entry?;
+                    read.for_each_fingerprint(common::NS, |path, fp| {
                         n += 1;
                         sum += fp.size + path.len() as u64 + u64::from(fp.hash[0]);
-                    }
+                        std::ops::ControlFlow::Continue(())
+                    })?;
                 }
                 "sqlite" => {
                     let mut stmt = sqlite
