@@ -154,6 +154,28 @@ impl<'a> TermCursor<'a> {
         self.current
     }
 
+    /// The live postings from the current one to the end of the decoded block, when no
+    /// removal is pending (else `None`: use `posting`/`advance`). The caller then calls
+    /// [`TermCursor::skip_block_rest`].
+    pub fn block_rest(&self) -> Option<&[Posting]> {
+        if self.current.is_none()
+            || !self
+                .removed
+                .get(self.removed_at..)
+                .unwrap_or_default()
+                .is_empty()
+        {
+            return None;
+        }
+        self.block.postings().get(self.pos..)
+    }
+
+    /// Moves past the postings [`TermCursor::block_rest`] returned.
+    pub fn skip_block_rest(&mut self) -> Result<()> {
+        self.pos = self.block.postings().len();
+        self.settle()
+    }
+
     /// Moves to the next live posting.
     pub fn advance(&mut self) -> Result<()> {
         if self.current.is_some() {

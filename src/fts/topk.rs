@@ -106,6 +106,23 @@ fn block_max_single(
             }
             continue;
         }
+        // Fast path: the whole decoded rest of the block, no removal to skip. (A stored
+        // block and the bound's block coincide; in-memory chunks do too.)
+        if let Some(rest) = cursor
+            .block_rest()
+            .filter(|rest| rest.last().is_some_and(|p| p.doc <= block.last_doc))
+        {
+            for posting in rest {
+                let score = scoring.score(0, posting.tf, posting.len);
+                scored += 1;
+                if score >= threshold {
+                    top.offer(score, posting.doc)?;
+                    threshold = top.threshold();
+                }
+            }
+            cursor.skip_block_rest()?;
+            continue;
+        }
         while let Some(posting) = cursor.posting().filter(|p| p.doc <= block.last_doc) {
             let score = scoring.score(0, posting.tf, posting.len);
             scored += 1;
