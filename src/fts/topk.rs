@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::cursor::{END, TermCursor};
-use super::posting::BlockBound;
+use super::posting::{BlockBound, Posting};
 use super::search::Bm25;
 use super::view::FtsView;
 use crate::error::Result;
@@ -97,6 +97,16 @@ fn block_max_single(
 ) -> Result<usize> {
     let mut scored = 0;
     let mut threshold = top.threshold();
+    // Scores one posting; below the k-th score it cannot enter (equal may, by name).
+    let mut consider = |posting: &Posting, threshold: &mut f64| -> Result<()> {
+        let score = scoring.score(0, posting.tf, posting.len);
+        scored += 1;
+        if score >= *threshold {
+            top.offer(score, posting.doc)?;
+            *threshold = top.threshold();
+        }
+        Ok(())
+    };
     while let Some(block) = cursor.shallow(cursor.doc()) {
         if scoring.bound(0, &block) < threshold {
             let before = cursor.doc();
@@ -113,24 +123,13 @@ fn block_max_single(
             .filter(|rest| rest.last().is_some_and(|p| p.doc <= block.last_doc))
         {
             for posting in rest {
-                let score = scoring.score(0, posting.tf, posting.len);
-                scored += 1;
-                if score >= threshold {
-                    top.offer(score, posting.doc)?;
-                    threshold = top.threshold();
-                }
+                consider(posting, &mut threshold)?;
             }
             cursor.skip_block_rest()?;
             continue;
         }
         while let Some(posting) = cursor.posting().filter(|p| p.doc <= block.last_doc) {
-            let score = scoring.score(0, posting.tf, posting.len);
-            scored += 1;
-            // Below the k-th score it cannot enter (equal may, by name).
-            if score >= threshold {
-                top.offer(score, posting.doc)?;
-                threshold = top.threshold();
-            }
+            consider(&posting, &mut threshold)?;
             cursor.advance()?;
         }
     }
