@@ -52,7 +52,19 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Reads a LEB128 varint at `*pos`, advancing it. `None` if cut or longer than 10 bytes.
+#[inline]
 pub fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most varints (doc gaps, term frequencies) are one byte: take them without the loop.
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
+    get_varint_long(bytes, pos)
+}
+
+/// [`get_varint`] for varints of two bytes or more.
+fn get_varint_long(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*pos)?;
