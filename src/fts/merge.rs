@@ -157,26 +157,62 @@ impl Iterator for PostingMerge<'_> {
     }
 }
 
-/// Checks every stored posting list of `snapshot`: it decodes, its doc ids ascend, and
-/// each names a document of the doc-name section. Returns the postings checked.
+/// Checks the FTS sections of `snapshot` against each other: document entries have
+/// unique ids, each with a name and each name with an entry; every posting list decodes
+/// (ascending ids, impacts covering the postings), and each posting names a document
+/// and carries that document's length. Returns the postings checked.
 pub fn check_postings(snapshot: &Snapshot) -> Result<u64> {
-    let mut names = std::collections::HashSet::new();
+    let corrupt =
+        |offset: u64, reason: String| crate::Error::corrupt(snapshot.path(), offset, reason);
+    // The document table: id -> length, every id unique.
+    let mut lengths = std::collections::HashMap::new();
+    let mut cursor = snapshot.seek(&[Tag::FtsDoc as u8])?;
+    while let Some((key, value)) = cursor.next_entry()? {
+        if key.first() != Some(&(Tag::FtsDoc as u8)) {
+            break;
+        }
+        let entry = super::DocEntry::decode(value)
+            .map_err(|e| corrupt(cursor.position(), e.to_string()))?;
+        if lengths.insert(entry.id, entry.len).is_some() {
+            return Err(corrupt(
+                cursor.position(),
+                format!("two documents share id {}", entry.id),
+            ));
+        }
+    }
+    // Every id has a name, and every name an entry.
+    let mut names = 0usize;
     let mut cursor = snapshot.seek(&[Tag::FtsDocName as u8])?;
     while let Some((key, _)) = cursor.next_entry()? {
-        let Some(id) = key
-            .strip_prefix(&[Tag::FtsDocName as u8])
-            .and_then(|id| <[u8; 8]>::try_from(id).ok())
-        else {
-            if key.first() == Some(&(Tag::FtsDocName as u8)) {
-                return Err(crate::Error::corrupt(
-                    snapshot.path(),
-                    cursor.position(),
-                    "a document-name key is not 8 bytes of id",
-                ));
-            }
+        if key.first() != Some(&(Tag::FtsDocName as u8)) {
             break;
-        };
-        names.insert(u64::from_be_bytes(id));
+        }
+        let id = key
+            .get(1..)
+            .and_then(|id| <[u8; 8]>::try_from(id).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| {
+                corrupt(
+                    cursor.position(),
+                    "a document-name key is not 8 bytes of id".into(),
+                )
+            })?;
+        if !lengths.contains_key(&id) {
+            return Err(corrupt(
+                cursor.position(),
+                format!("document name of id {id}, which has no document entry"),
+            ));
+        }
+        names += 1;
+    }
+    if names != lengths.len() {
+        return Err(corrupt(
+            0,
+            format!(
+                "{} document entries but {names} document names",
+                lengths.len()
+            ),
+        ));
     }
     let mut checked = 0u64;
     let mut cursor = snapshot.seek(&[Tag::FtsPosting as u8])?;
@@ -188,17 +224,73 @@ pub fn check_postings(snapshot: &Snapshot) -> Result<u64> {
         let offset = snapshot.offset_of(value);
         let postings = posting::decode_all(value)
             .map_err(|e| super::cursor::corrupt(snapshot.path(), offset, &term, e))?;
-        if let Some(orphan) = postings.iter().find(|p| !names.contains(&p.doc)) {
-            return Err(crate::Error::corrupt(
-                snapshot.path(),
+        if let Some(bad) = postings
+            .iter()
+            .find(|p| lengths.get(&p.doc) != Some(&p.len))
+        {
+            let why = match lengths.get(&bad.doc) {
+                None => "which has no document".to_owned(),
+                Some(len) => format!("with length {}, but the document's is {len}", bad.len),
+            };
+            return Err(corrupt(
                 offset,
                 format!(
-                    "posting list of term {term:?} names doc id {}, which has no document",
-                    orphan.doc
+                    "posting list of term {term:?} names doc id {} {why}",
+                    bad.doc
                 ),
             ));
         }
         checked += postings.len() as u64;
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::fts::DocEntry;
+    use crate::storage::{SimStorage, Storage};
+
+    /// Writes a snapshot holding one document (id 0, `doc_len` tokens, named `name_id`)
+    /// and one posting list for it with length `posting_len`, then checks it.
+    fn check(doc_len: u32, name_id: u64, posting_len: u32) -> Result<u64> {
+        let storage = SimStorage::new(3);
+        let dir = Path::new("/fts-check");
+        storage.create_dir_all(dir).expect("dir");
+        let entries = vec![
+            (
+                keys::simple(Tag::FtsDoc, "a.rs"),
+                DocEntry {
+                    id: 0,
+                    len: doc_len,
+                }
+                .encode(),
+            ),
+            (
+                keys::simple(Tag::FtsPosting, "term"),
+                posting::encode(&[Posting {
+                    doc: 0,
+                    tf: 1,
+                    len: posting_len,
+                }]),
+            ),
+            (keys::doc_name(name_id), b"a.rs".to_vec()),
+        ];
+        let written =
+            crate::snapshot::writer::write(&storage, dir, [1; 16], 1, entries.into_iter().map(Ok))
+                .expect("write");
+        let snapshot = crate::recovery::open_snapshot(&storage, &written.path, true).expect("open");
+        check_postings(&snapshot)
+    }
+
+    #[test]
+    fn verify_cross_checks_postings_with_the_document_table() {
+        assert_eq!(check(5, 0, 5).expect("consistent"), 1);
+        let wrong_len = check(5, 0, 6).expect_err("length differs");
+        assert!(wrong_len.to_string().contains("length 6"), "{wrong_len}");
+        let no_entry = check(5, 1, 5).expect_err("name without entry");
+        assert!(no_entry.to_string().contains("id 1"), "{no_entry}");
+    }
 }
