@@ -125,11 +125,17 @@ impl<'a> PostingMerge<'a> {
                     None => crate::Error::Conversion(e.into()),
                 };
                 let list = posting::StoredList::open(value).map_err(corrupt)?;
-                let last_doc = list.last_doc(list.blocks().saturating_sub(1));
-                let mut first = posting::Block::default();
-                list.decode_block(0, &mut first).map_err(corrupt)?;
-                let first_doc = first.postings().first().map_or(0, |p| p.doc);
-                if !take_segment && !self.any_removed_within(first_doc, last_doc) {
+                // Unchanged unless a segment adds postings or a removed id falls in the
+                // list's doc range (its first doc is decoded only when that can matter).
+                let unchanged = !take_segment
+                    && (self.removed.is_empty() || {
+                        let last_doc = list.last_doc(list.blocks().saturating_sub(1));
+                        let mut first = posting::Block::default();
+                        list.decode_block(0, &mut first).map_err(corrupt)?;
+                        let first_doc = first.postings().first().map_or(0, |p| p.doc);
+                        !self.any_removed_within(first_doc, last_doc)
+                    });
+                if unchanged {
                     self.pull_base()?;
                     return Ok(Some((key, value.to_vec())));
                 }
