@@ -4,8 +4,6 @@
 //! The library keeps the previous snapshot and the WAL since it (so a damaged newest
 //! snapshot can fall back): a segment goes once the snapshot before the newest covers it.
 
-use std::path::PathBuf;
-
 use walstore::{Durability, RecoveryMode};
 
 use crate::CliResult;
@@ -13,16 +11,8 @@ use crate::open::{self, WriterOptions};
 use crate::output::{Out, bytes, shown};
 use crate::progress::Progress;
 
-/// Arguments of `checkpoint`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The store directory.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    json: bool,
-}
+/// Arguments of `checkpoint`: the store and `--json`.
+pub use crate::open::StoreArgs as Args;
 
 /// Runs `checkpoint`.
 pub fn run(args: &Args) -> CliResult {

@@ -8,7 +8,6 @@
 //! UTF-8 is code point order, so `docs` is sorted as the contract asks.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use walstore::{Fingerprint, ReadTxn};
 
@@ -18,16 +17,8 @@ use crate::open;
 use crate::output::{Out, hex, quoted};
 use crate::progress::Progress;
 
-/// Arguments of `dump`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The store directory.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    json: bool,
-}
+/// Arguments of `dump`: the store and `--json`.
+pub use crate::open::StoreArgs as Args;
 
 /// Everything a dump shows, read from one consistent view.
 struct State {

@@ -6,7 +6,7 @@
 //! another process holds it; the library's error names the holder. A strict writer
 //! that meets corruption changes nothing (see [`strict_dry_run`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walstore::storage::FsStorage;
 use walstore::{Durability, RecoveryMode, Store};
@@ -63,4 +63,16 @@ fn strict_dry_run(dir: &Path) -> walstore::Result<()> {
         // Not a store yet, or an I/O error: the writer open decides and reports.
         _ => Ok(()),
     }
+}
+
+/// The arguments of the commands that take only a store and `--json` (checkpoint, dump,
+/// stats, verify).
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The store directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -12,16 +12,8 @@ use crate::CliResult;
 use crate::failure::CliError;
 use crate::output::{Out, bytes, quoted, shown};
 
-/// Arguments of `stats`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The store directory.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    json: bool,
-}
+/// Arguments of `stats`: the store and `--json`.
+pub use crate::open::StoreArgs as Args;
 
 /// A number of files and their total size.
 #[derive(Debug, Default, Serialize)]

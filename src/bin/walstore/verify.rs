@@ -5,8 +5,6 @@
 //! `error:` line naming the first corrupt file and offset. Never takes the lock, never
 //! writes.
 
-use std::path::PathBuf;
-
 use walstore::storage::FsStorage;
 use walstore::{Problem, ProblemKind, VerifyReport};
 
@@ -15,16 +13,8 @@ use crate::failure::CliError;
 use crate::output::{Out, shown};
 use crate::progress::Progress;
 
-/// Arguments of `verify`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The store directory.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    json: bool,
-}
+/// Arguments of `verify`: the store and `--json`.
+pub use crate::open::StoreArgs as Args;
 
 /// Runs `verify`.
 pub fn run(args: &Args) -> CliResult {
