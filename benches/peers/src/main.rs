@@ -237,6 +237,30 @@ impl Table {
     }
 }
 
+/// A table of each engine's median and its ratio to engine `baseline`'s.
+fn ratio_table(
+    title: &str,
+    names: &[&str],
+    samples: &mut [Vec<Duration>],
+    baseline: usize,
+) -> Table {
+    let mut table = Table::new(title);
+    let base = median(&mut samples[baseline]);
+    for (k, name) in names.iter().enumerate() {
+        let m = median(&mut samples[k]);
+        table.row(
+            name,
+            secs(m),
+            format!(
+                "{:.2}× {}",
+                m.as_secs_f64() / base.as_secs_f64(),
+                names[baseline]
+            ),
+        );
+    }
+    table
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     common::quantile(v, 0.5)
 }
@@ -390,17 +414,12 @@ fn bulk(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
             samples[k].push(started.elapsed());
         }
     }
-    let mut table = Table::new("10,000 upserts, one durable transaction: median, × raw");
-    let floor = median(&mut samples[0]);
-    for (k, name) in names.iter().enumerate() {
-        let m = median(&mut samples[k]);
-        table.row(
-            name,
-            secs(m),
-            format!("{:.2}× raw", m.as_secs_f64() / floor.as_secs_f64()),
-        );
-    }
-    tables.push(table);
+    tables.push(ratio_table(
+        "10,000 upserts, one durable transaction: median, × raw",
+        &names,
+        &mut samples,
+        0,
+    ));
     Ok(())
 }
 
@@ -667,17 +686,12 @@ fn scan(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
             std::hint::black_box(sum);
         }
     }
-    let mut table = Table::new("full scan of 1M (decoded), warm: median, × redb");
-    let redb_m = median(&mut samples[2]);
-    for (k, name) in ENGINES.iter().enumerate() {
-        let m = median(&mut samples[k]);
-        table.row(
-            name,
-            secs(m),
-            format!("{:.2}× redb", m.as_secs_f64() / redb_m.as_secs_f64()),
-        );
-    }
-    tables.push(table);
+    tables.push(ratio_table(
+        "full scan of 1M (decoded), warm: median, × redb",
+        &ENGINES,
+        &mut samples,
+        2,
+    ));
     Ok(())
 }
 
