@@ -171,10 +171,21 @@ impl WriteTxn {
             op.check()?;
         }
         let lsn = self.inner.commit(self.ops, self.durability)?;
-        if !self.inner.options.background_checkpoints
-            && std::mem::take(&mut self.inner.background.lock().requested)
-        {
-            self.inner.checkpoint()?;
+        // Without a background thread, its work runs here, after the commit.
+        if !self.inner.options.background_thread() {
+            let (spare_wanted, checkpoint) = {
+                let mut background = self.inner.background.lock();
+                (
+                    std::mem::take(&mut background.spare_wanted),
+                    std::mem::take(&mut background.requested),
+                )
+            };
+            if spare_wanted {
+                self.inner.prepare_spare();
+            }
+            if checkpoint {
+                self.inner.checkpoint()?;
+            }
         }
         Ok(lsn)
     }

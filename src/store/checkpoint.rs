@@ -139,13 +139,7 @@ impl Inner {
                     .sync_data()
                     .map_err(|e| Error::io("fdatasync", &segment.path, e))?;
             }
-            crate::wal::segment::create(
-                self.storage.as_ref(),
-                &self.dir,
-                self.store_id,
-                log.written_lsn + 1,
-                self.options.segment_bytes,
-            )
+            self.next_segment(log.written_lsn + 1)
         })();
         match result {
             Ok(next) => {
@@ -266,23 +260,31 @@ impl Inner {
     }
 }
 
-/// The background checkpointer: runs a checkpoint whenever one is requested.
+/// The background thread: prepares a spare segment when one is wanted, and runs a
+/// checkpoint whenever one is requested.
 pub(crate) fn background_loop(weak: &WeakInner) {
     loop {
+        let (spare_wanted, checkpoint);
         let Some(inner) = weak.upgrade() else {
             return;
         };
         {
             let mut background = inner.background.lock();
-            while !background.requested && !background.shutdown {
+            while !background.requested && !background.spare_wanted && !background.shutdown {
                 inner.background_cond.wait(&mut background);
             }
             if background.shutdown {
                 return;
             }
-            background.requested = false;
+            spare_wanted = std::mem::take(&mut background.spare_wanted);
+            checkpoint = std::mem::take(&mut background.requested);
+        }
+        if spare_wanted {
+            inner.prepare_spare();
         }
         // Errors leave the WAL in place; the next request tries again.
-        let _ = inner.checkpoint();
+        if checkpoint {
+            let _ = inner.checkpoint();
+        }
     }
 }

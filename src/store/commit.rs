@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::model::op::{KvState, Op};
 use crate::state::Version;
 use crate::wal::record;
-use crate::wal::segment::{self, ActiveSegment};
+use crate::wal::segment::ActiveSegment;
 
 /// The writer's side of the log, behind `Inner::log`.
 #[derive(Debug)]
@@ -506,7 +506,9 @@ impl Inner {
                 if new_segment.is_some() {
                     log.synced_offset = crate::header::HEADER_BYTES as u64;
                 }
-                log.segment = Some(new_segment.unwrap_or(segment));
+                let active = new_segment.unwrap_or(segment);
+                self.want_spare_for(&active);
+                log.segment = Some(active);
                 log.written_lsn = last;
                 if sync {
                     log.durable_lsn = last;
@@ -654,13 +656,7 @@ impl Inner {
                     Error::io("fdatasync", &segment.path, e)
                 })?;
             }
-            rotated = Some(segment::create(
-                self.storage.as_ref(),
-                &self.dir,
-                self.store_id,
-                first_lsn,
-                self.options.segment_bytes,
-            )?);
+            rotated = Some(self.next_segment(first_lsn)?);
         }
         let target_synced = match rotated {
             Some(_) => crate::header::HEADER_BYTES as u64,

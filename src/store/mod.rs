@@ -6,6 +6,7 @@ mod head;
 mod lock;
 mod options;
 mod refresh;
+mod spare;
 
 pub use checkpoint::CheckpointReport;
 pub use head::HEAD_FILE;
@@ -53,6 +54,12 @@ pub(crate) struct Inner {
     pub(crate) checkpoint_lock: Mutex<()>,
     pub(crate) background: Mutex<Background>,
     pub(crate) background_cond: Condvar,
+    /// A zeroed segment file ready to become the next segment (`spare.rs`).
+    pub(crate) spare: Mutex<Option<crate::wal::spare::SpareSegment>>,
+    /// Held while a spare is being prepared.
+    pub(crate) spare_preparing: Mutex<()>,
+    /// First lsn of the last segment a spare was asked for.
+    pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
     pub(crate) head: Option<Box<dyn crate::storage::StorageFile>>,
     _lock: Option<Box<dyn StorageLock>>,
@@ -62,6 +69,8 @@ pub(crate) struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Background {
     pub requested: bool,
+    /// A spare segment is wanted (`spare.rs`).
+    pub spare_wanted: bool,
     pub shutdown: bool,
 }
 
@@ -167,8 +176,7 @@ impl Store {
             (report.segments_read > 0 || report.snapshot.is_some()).then_some(recovered.store_id),
             synced_offset,
         );
-        let background_checkpoints =
-            writer && options.background_checkpoints && options.checkpoint_wal_bytes > 0;
+        let background_checkpoints = writer && options.background_thread();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             storage,
@@ -183,6 +191,9 @@ impl Store {
             checkpoint_lock: Mutex::new(()),
             background: Mutex::new(Background::default()),
             background_cond: Condvar::new(),
+            spare: Mutex::new(None),
+            spare_preparing: Mutex::new(()),
+            spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             _lock: lock,
         });
@@ -318,6 +329,7 @@ impl Store {
         if let Some(handle) = self.checkpointer.take() {
             let _ = handle.join();
         }
+        self.inner.discard_spare();
     }
 }
 

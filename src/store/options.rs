@@ -120,6 +120,11 @@ impl Options {
         self
     }
 
+    /// Whether a writer runs a background thread (checkpoints and spare segments).
+    pub(crate) fn background_thread(&self) -> bool {
+        self.background_checkpoints && self.checkpoint_wal_bytes > 0
+    }
+
     /// Run automatic checkpoints on a background thread (default true). When false,
     /// an automatic checkpoint runs in the committing thread after its commit.
     pub fn background_checkpoints(mut self, background: bool) -> Self {

@@ -3,7 +3,9 @@
 //! - [`record`]: one record's frame (encode, decode, checks);
 //! - [`segment`]: segment naming, header, creation;
 //! - [`scan`]: reading a segment and classifying its end (clean, torn tail, corruption);
+//! - [`spare`]: the zeroed file the next segment is made from;
 
 pub mod record;
 pub mod scan;
 pub mod segment;
+pub mod spare;

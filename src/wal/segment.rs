@@ -53,20 +53,45 @@ pub fn create(
     first_lsn: u64,
     preallocate_bytes: u64,
 ) -> Result<ActiveSegment> {
-    let path = dir.join(file_name(first_lsn));
     let tmp = dir.join(format!("{first_lsn:0NAME_DIGITS$}{TMP_SUFFIX}"));
     let file = crate::storage::create_temp(storage, &tmp)?;
+    // Sparse preallocation: costs no disk space, so a nearly full disk still opens and
+    // commits until space truly runs out; a failure here is not fatal for the same reason.
+    if preallocate_bytes > crate::header::HEADER_BYTES as u64 {
+        let _ = file.set_len(preallocate_bytes);
+    }
+    install(storage, dir, store_id, first_lsn, tmp, file)
+}
+
+/// Turns the spare into the next segment: the same steps as [`create`], on a file that is
+/// already zeroed and synced.
+pub fn create_from(
+    storage: &dyn Storage,
+    dir: &Path,
+    store_id: StoreId,
+    first_lsn: u64,
+    spare: super::spare::SpareSegment,
+) -> Result<ActiveSegment> {
+    install(storage, dir, store_id, first_lsn, spare.path, spare.file)
+}
+
+/// Writes the header into `tmp`, syncs it, renames it to the segment name, and syncs the
+/// directory.
+fn install(
+    storage: &dyn Storage,
+    dir: &Path,
+    store_id: StoreId,
+    first_lsn: u64,
+    tmp: PathBuf,
+    file: Box<dyn StorageFile>,
+) -> Result<ActiveSegment> {
+    let path = dir.join(file_name(first_lsn));
     let header = FileHeader {
         magic: SEGMENT_MAGIC,
         store_id,
         lsn: first_lsn,
     };
     let header_bytes = header.encode();
-    // Sparse preallocation: costs no disk space, so a nearly full disk still opens and
-    // commits until space truly runs out; a failure here is not fatal for the same reason.
-    if preallocate_bytes > header_bytes.len() as u64 {
-        let _ = file.set_len(preallocate_bytes);
-    }
     file.write_all_at(&header_bytes, 0)
         .map_err(|e| Error::io("write", &tmp, e))?;
     file.sync_data()

@@ -1,0 +1,114 @@
+//! Keeping a zeroed spare segment ready (`wal::spare`), off the commit path.
+//!
+//! - A writer wants a spare once it has committed into a segment (so it is ready when
+//!   that segment is full), and again each time a rotation used the spare.
+//! - The background thread prepares it (or, without one, the committing thread after its
+//!   commit returned to the store, as a checkpoint is run then).
+//! - A rotation (the segment is full, or a checkpoint began) makes the next segment from
+//!   the spare if one is ready, otherwise a sparse one as before. The segment a writer
+//!   recovered at open, or created for an empty store, stays sparse until it rotates.
+//! - Closing the store removes an unused spare; after a crash, open removes it.
+
+use std::sync::atomic::Ordering;
+
+use super::Inner;
+use crate::error::Result;
+use crate::wal::segment::{self, ActiveSegment};
+use crate::wal::spare::{self, SpareSegment};
+
+impl Inner {
+    /// Whether a spare of the configured size is ready.
+    pub(crate) fn spare_ready(&self) -> bool {
+        self.spare.lock().is_some()
+    }
+
+    /// Creates the segment whose first record has `first_lsn`, from the spare if one is
+    /// ready (then asks for the next spare).
+    pub(crate) fn next_segment(&self, first_lsn: u64) -> Result<ActiveSegment> {
+        let spare = self.spare.lock().take();
+        match spare {
+            Some(spare) => {
+                let created = segment::create_from(
+                    self.storage.as_ref(),
+                    &self.dir,
+                    self.store_id,
+                    first_lsn,
+                    spare,
+                );
+                // Only now: the next spare is written under the same temporary name.
+                self.want_spare();
+                created
+            }
+            None => segment::create(
+                self.storage.as_ref(),
+                &self.dir,
+                self.store_id,
+                first_lsn,
+                self.options.segment_bytes,
+            ),
+        }
+    }
+
+    /// After a group was written into `active`: asks for a spare, once per segment (so a
+    /// disk too full for a spare is not asked at each commit).
+    pub(crate) fn want_spare_for(&self, active: &ActiveSegment) {
+        if self
+            .spare_asked_for
+            .swap(active.first_lsn, std::sync::atomic::Ordering::Relaxed)
+            != active.first_lsn
+        {
+            self.want_spare();
+        }
+    }
+
+    /// Asks for a spare (once: repeated calls before it is prepared are one request).
+    pub(crate) fn want_spare(&self) {
+        let mut background = self.background.lock();
+        if !background.spare_wanted {
+            background.spare_wanted = true;
+            drop(background);
+            self.background_cond.notify_all();
+        }
+    }
+
+    /// Prepares the spare if none is ready. A failed write leaves none (commits go on
+    /// into sparse segments, and the next rotation asks again); a failed `fdatasync`
+    /// poisons the store.
+    pub(crate) fn prepare_spare(&self) {
+        let Some(_preparing) = self.spare_preparing.try_lock() else {
+            return;
+        };
+        if self.read_only || self.spare_ready() || self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        let mut sync_failed = false;
+        let prepared = spare::prepare(
+            self.storage.as_ref(),
+            &self.dir,
+            self.options.segment_bytes,
+            &mut sync_failed,
+        );
+        match prepared {
+            Ok(ready) => {
+                let unused = self.spare.lock().replace(ready);
+                if let Some(unused) = unused {
+                    spare::discard(self.storage.as_ref(), unused);
+                }
+            }
+            Err(error) if sync_failed => {
+                let mut log = self.log.lock();
+                let last = log.written_lsn;
+                self.poison(&mut log, &error, last);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Removes an unused spare (the store is closing).
+    pub(crate) fn discard_spare(&self) {
+        let unused: Option<SpareSegment> = self.spare.lock().take();
+        if let Some(unused) = unused {
+            spare::discard(self.storage.as_ref(), unused);
+        }
+    }
+}
