@@ -154,26 +154,30 @@ impl<'a> TermCursor<'a> {
         self.current
     }
 
-    /// The live postings from the current one to the end of the decoded block, when no
-    /// removal is pending (else `None`: use `posting`/`advance`). The caller then calls
-    /// [`TermCursor::skip_block_rest`].
+    /// The live postings from the current one on, up to the end of the decoded block or
+    /// the next removed document, whichever comes first (`None`: exhausted). The caller
+    /// then calls [`TermCursor::skip_block_rest`].
     pub fn block_rest(&self) -> Option<&[Posting]> {
-        if self.current.is_none()
-            || !self
-                .removed
-                .get(self.removed_at..)
-                .unwrap_or_default()
-                .is_empty()
-        {
-            return None;
-        }
-        self.block.postings().get(self.pos..)
+        self.current?;
+        let rest = self.block.postings().get(self.pos..)?;
+        // `settle` leaves `removed_at` at the first removed id above the current doc.
+        Some(match self.removed.get(self.removed_at) {
+            Some(&removed) => rest
+                .get(..rest.partition_point(|p| p.doc < removed))
+                .unwrap_or_default(),
+            None => rest,
+        })
     }
 
-    /// Moves past the postings [`TermCursor::block_rest`] returned.
+    /// Moves past the postings [`TermCursor::block_rest`] returned (at least one).
     pub fn skip_block_rest(&mut self) -> Result<()> {
-        self.pos = self.block.postings().len();
-        self.settle()
+        match self.block_rest().map_or(0, <[Posting]>::len) {
+            0 => self.advance(),
+            taken => {
+                self.pos += taken;
+                self.settle()
+            }
+        }
     }
 
     /// Moves to the next live posting.
@@ -290,6 +294,53 @@ impl<'a> TermCursor<'a> {
 mod tests {
     use super::*;
     use crate::fts::posting;
+
+    /// Reading run by run (`block_rest`) gives exactly the live postings `advance` gives.
+    #[test]
+    fn block_runs_stop_before_removed_documents() {
+        let list: Vec<Posting> = (0..400u64)
+            .map(|i| Posting {
+                doc: i * 2,
+                tf: 1,
+                len: 5,
+            })
+            .collect();
+        let bytes = posting::encode(&list);
+        let stored = StoredList::open(&bytes).unwrap();
+        let memory: Vec<Posting> = (0..300u64)
+            .map(|i| Posting {
+                doc: 1000 + i,
+                tf: 2,
+                len: 7,
+            })
+            .collect();
+        let sources = || {
+            vec![
+                Source::Stored {
+                    list: stored,
+                    file: Path::new("list.snap"),
+                    offset: 0,
+                },
+                Source::Memory(&memory),
+            ]
+        };
+        let removed = [0u64, 2, 4, 254, 256, 257, 258, 798, 1000, 1127, 1128, 1299];
+        let mut one = TermCursor::new("t", sources(), &removed).unwrap();
+        let mut expected = Vec::new();
+        while let Some(posting) = one.posting() {
+            expected.push(posting);
+            one.advance().unwrap();
+        }
+        let mut runs = TermCursor::new("t", sources(), &removed).unwrap();
+        let mut got = Vec::new();
+        while let Some(run) = runs.block_rest() {
+            assert!(!run.is_empty());
+            got.extend_from_slice(run);
+            runs.skip_block_rest().unwrap();
+        }
+        assert_eq!(got, expected);
+        assert_eq!(got.len(), 400 + 300 - (removed.len() - 1)); // 257 is in neither
+    }
 
     /// Damaged stored lists (bytes flipped, lists cut short) never panic and never make a
     /// cursor loop in place: every move either goes forward, ends, or fails.

@@ -67,7 +67,15 @@ impl Overlay {
                 break;
             }
             let dead: Vec<u64> = self.removed.range(older.first_doc..).copied().collect();
-            newest = Segment::merge(older, &newest, &dead);
+            // `newest` holds no removed id (a builder drops its own removals, a merge
+            // purges them), so when all of `older` is removed it simply goes (as when
+            // one document is replaced again and again).
+            let newest_clean = dead.last().is_none_or(|&id| id < newest.first_doc);
+            if newest_clean && older.all_dead(&dead) {
+                newest.first_doc = older.first_doc; // the run's ids start there, as merged
+            } else {
+                newest = Segment::merge(older, &newest, &dead);
+            }
             purged_from = Some(older.first_doc);
             segments.pop();
         }
@@ -91,5 +99,59 @@ impl Overlay {
         self.segments = Arc::new(segments);
         self.removed = std::mem::take(&mut self.removed).union(newer.removed);
         self.builder = newer.builder;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs_of(overlay: &Overlay, term: &str) -> Vec<u64> {
+        let mut docs = Vec::new();
+        for segment in overlay.segments.iter() {
+            if let Some(postings) = segment.find(term) {
+                docs.extend(postings.iter().map(|p| p.doc));
+            }
+        }
+        docs.retain(|doc| !overlay.removed.contains(doc));
+        docs
+    }
+
+    #[test]
+    fn replacing_one_document_again_and_again_keeps_one_segment_and_no_removals() {
+        let mut overlay = Overlay::default();
+        overlay.add(0, 2, &DocTerms::from_text("alpha beta"));
+        overlay.seal();
+        for id in 1..50u64 {
+            overlay.remove(id - 1);
+            let text = if id % 2 == 0 {
+                "alpha beta"
+            } else {
+                "alpha gamma"
+            };
+            overlay.add(id, 2, &DocTerms::from_text(text));
+            overlay.seal();
+            assert_eq!(overlay.segments.len(), 1, "after {id}");
+            assert!(overlay.removed.is_empty());
+            assert_eq!(docs_of(&overlay, "alpha"), [id]);
+            assert_eq!(overlay.segments.first().map(|s| s.first_doc), Some(0));
+        }
+        assert!(docs_of(&overlay, "beta").is_empty());
+        assert_eq!(docs_of(&overlay, "gamma"), [49]);
+    }
+
+    #[test]
+    fn a_partly_removed_segment_is_merged_with_its_live_postings() {
+        let mut overlay = Overlay::default();
+        overlay.add(0, 2, &DocTerms::from_text("alpha beta"));
+        overlay.add(1, 1, &DocTerms::from_text("alpha"));
+        overlay.seal();
+        overlay.remove(0);
+        overlay.add(2, 3, &DocTerms::from_text("alpha beta gamma"));
+        overlay.seal();
+        assert_eq!(overlay.segments.len(), 1);
+        assert!(overlay.removed.is_empty());
+        assert_eq!(docs_of(&overlay, "alpha"), [1, 2]);
+        assert_eq!(docs_of(&overlay, "beta"), [2]);
     }
 }

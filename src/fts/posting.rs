@@ -272,43 +272,122 @@ impl<'a> StoredList<'a> {
         } else {
             BLOCK_POSTINGS
         };
-        let mut previous = if i == 0 { 0 } else { self.last_doc(i - 1) };
+        let first = if i == 0 { 0 } else { self.last_doc(i - 1) };
         let mut pos = 0;
         read_impacts(bytes, &mut pos)?;
-        out.len = 0;
-        for k in 0..n {
-            let gap = get_varint(bytes, &mut pos).ok_or("posting doc gap truncated")?;
-            let tf = get_varint(bytes, &mut pos)
-                .and_then(|v| u32::try_from(v).ok())
-                .filter(|&v| v >= 1)
-                .ok_or("posting tf truncated or out of range")?;
-            let len = get_varint(bytes, &mut pos)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or("posting length truncated or out of range")?;
-            if gap == 0 && !(i == 0 && k == 0) {
-                return Err("doc ids do not ascend");
-            }
-            let doc = previous
-                .checked_add(gap)
-                .filter(|&doc| doc < u64::MAX)
-                .ok_or("doc id overflows")?;
-            previous = doc;
-            if let Some(slot) = out.items.get_mut(k) {
-                *slot = Posting { doc, tf, len };
-            }
-        }
-        out.len = n;
+        // The fast loop finds damage but not its kind: on any, the checked loop decodes
+        // the block again and names it.
+        let Some(last) = decode_postings(bytes, &mut pos, first, i == 0, n, out) else {
+            return Err(postings_error(bytes, first, i == 0, n));
+        };
         out.end = start + pos;
         if self.single_last.is_none() && self.blocks() > 1 {
             if pos != bytes.len() {
                 return Err("a block's postings do not fill it");
             }
-            if previous != self.last_doc(i) {
+            if last != self.last_doc(i) {
                 return Err("a block's skip entry does not match its last doc");
             }
         }
         Ok(())
     }
+}
+
+/// A varint, with the one- and two-byte ones (gaps, tfs, lengths) taken inline.
+#[inline(always)]
+fn take_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let at = *pos;
+    match (bytes.get(at), bytes.get(at.wrapping_add(1))) {
+        (Some(&b0), _) if b0 < 0x80 => {
+            *pos = at + 1;
+            Some(u64::from(b0))
+        }
+        (Some(&b0), Some(&b1)) if b1 < 0x80 => {
+            *pos = at + 2;
+            Some(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => get_varint(bytes, pos),
+    }
+}
+
+/// Decodes `n` (<= [`BLOCK_POSTINGS`]) postings from `bytes[*pos..]`, counting doc ids
+/// from `first` (a gap of 0 allowed first only when `list_start`), into `out`. Returns
+/// the last doc id, or `None` on any damage (see [`postings_error`]). Checks are
+/// gathered into one flag, so the loop does not branch on them.
+fn decode_postings(
+    bytes: &[u8],
+    pos: &mut usize,
+    first: u64,
+    list_start: bool,
+    n: usize,
+    out: &mut Block,
+) -> Option<u64> {
+    out.len = 0;
+    if n > BLOCK_POSTINGS {
+        return None;
+    }
+    let mut previous = first;
+    let mut min_gap = u64::from(!list_start);
+    let mut bad = false;
+    for slot in out.items.iter_mut().take(n) {
+        let gap = take_varint(bytes, pos)?;
+        let tf = take_varint(bytes, pos)?;
+        let len = take_varint(bytes, pos)?;
+        let (doc, overflow) = previous.overflowing_add(gap);
+        bad |= (gap < min_gap)
+            | overflow
+            | (doc == u64::MAX)
+            | (tf == 0)
+            | (tf > u64::from(u32::MAX))
+            | (len > u64::from(u32::MAX));
+        min_gap = 1;
+        previous = doc;
+        *slot = Posting {
+            doc,
+            tf: tf as u32,
+            len: len as u32,
+        };
+    }
+    if bad {
+        return None;
+    }
+    out.len = n;
+    Some(previous)
+}
+
+/// Names the damage [`decode_postings`] found (checking each field in turn).
+#[cold]
+fn postings_error(bytes: &[u8], first: u64, list_start: bool, n: usize) -> DecodeError {
+    let mut pos = 0;
+    if let Err(e) = read_impacts(bytes, &mut pos) {
+        return e;
+    }
+    let mut previous = first;
+    for k in 0..n {
+        let Some(gap) = get_varint(bytes, &mut pos) else {
+            return "posting doc gap truncated";
+        };
+        let tf = get_varint(bytes, &mut pos)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|&v| v >= 1);
+        if tf.is_none() {
+            return "posting tf truncated or out of range";
+        }
+        if get_varint(bytes, &mut pos)
+            .and_then(|v| u32::try_from(v).ok())
+            .is_none()
+        {
+            return "posting length truncated or out of range";
+        }
+        if gap == 0 && !(list_start && k == 0) {
+            return "doc ids do not ascend";
+        }
+        match previous.checked_add(gap).filter(|&doc| doc < u64::MAX) {
+            Some(doc) => previous = doc,
+            None => return "doc id overflows",
+        }
+    }
+    "a block holds more postings than a block can"
 }
 
 /// Reads a block's impacts: `(impacts, count)`.
@@ -420,6 +499,29 @@ mod tests {
         assert_eq!(decode_all(&encode(&list)).unwrap(), list);
         // count 2, one impact (1, 1), then (0,1,1) twice: a repeated doc id.
         assert!(decode_all(&[2, 1, 1, 1, 0, 1, 1, 0, 1, 1]).is_err());
+    }
+
+    #[test]
+    fn damage_in_a_posting_is_named() {
+        // count 2, one impact (3, 1), then postings (gap, tf, len).
+        let list = |postings: &[u8]| [&[2u8, 1, 3, 1][..], postings].concat();
+        assert!(decode_all(&list(&[5, 3, 1, 1, 2, 1])).is_ok());
+        let cases: [(&[u8], &str); 5] = [
+            (&[5, 3, 1, 0, 2, 1], "doc ids do not ascend"),
+            (&[5, 0, 1, 1, 2, 1], "posting tf truncated or out of range"),
+            (
+                &[5, 3, 1, 1, 2, 0x80],
+                "posting length truncated or out of range",
+            ),
+            (&[5, 3, 1, 0x80, 0x80], "posting doc gap truncated"),
+            (
+                &[5, 0x80, 0x80, 0x80, 0x80, 0x10, 1, 1, 2, 1],
+                "posting tf truncated or out of range",
+            ),
+        ];
+        for (postings, reason) in cases {
+            assert_eq!(decode_all(&list(postings)), Err(reason), "{postings:?}");
+        }
     }
 
     #[test]

@@ -184,6 +184,7 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
         top,
         matched,
         exhaustive,
+        mut names,
     } = topk::top_k(&view, &mut cursors, &scoring, limit)?;
     let (total_matches, total_matches_exact) = if cursors.len() == 1 {
         (usize::try_from(single_df).unwrap_or(usize::MAX), true)
@@ -192,10 +193,11 @@ pub fn search(read: &ReadTxn, query: &Query, limit: usize) -> Result<SearchResul
     };
     let mut hits = Vec::with_capacity(top.len());
     for (score, doc) in top {
-        hits.push(Hit {
-            doc: view.doc_name(doc)?,
-            score,
-        });
+        let doc = match names.remove(&doc) {
+            Some(name) => name,
+            None => view.doc_name(doc)?,
+        };
+        hits.push(Hit { doc, score });
     }
     Ok(SearchResults {
         lsn: read.lsn(),

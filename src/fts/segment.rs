@@ -10,7 +10,7 @@ use super::DocTerms;
 use super::posting::Posting;
 
 /// Sorted terms, each with its postings (ascending doc ids).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Segment {
     /// Every doc id in the segment is >= this (the first id its builder was given).
     pub first_doc: u64,
@@ -19,6 +19,9 @@ pub struct Segment {
     /// Per term: end of its bytes in `term_bytes`, end of its postings in `postings`.
     ends: Vec<(usize, usize)>,
     postings: Vec<Posting>,
+    /// The documents added to it and not removed, ascending: a superset of the doc ids
+    /// of its postings (so a segment whose documents are all removed is dropped whole).
+    docs: Vec<u64>,
 }
 
 impl Segment {
@@ -37,6 +40,41 @@ impl Segment {
         self.term_bytes.capacity()
             + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
             + self.postings.capacity() * std::mem::size_of::<Posting>()
+            + self.docs.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// The segment of one document: its terms are sorted and unique (`Op::apply`
+    /// checks), so they are the segment's terms as they are, one posting each.
+    fn of_doc(doc: u64, len: u32, terms: &DocTerms) -> Segment {
+        debug_assert!(
+            terms.terms.windows(2).all(|w| match w {
+                [a, b] => a.0 < b.0,
+                _ => true,
+            }),
+            "a document's terms are sorted and unique"
+        );
+        let bytes = terms.terms.iter().map(|(term, _)| term.len()).sum();
+        let mut segment = Segment {
+            first_doc: doc,
+            term_bytes: String::with_capacity(bytes),
+            ends: Vec::with_capacity(terms.terms.len()),
+            postings: Vec::with_capacity(terms.terms.len()),
+            docs: vec![doc],
+        };
+        for (term, tf) in &terms.terms {
+            segment.term_bytes.push_str(term);
+            segment.postings.push(Posting { doc, tf: *tf, len });
+            segment
+                .ends
+                .push((segment.term_bytes.len(), segment.postings.len()));
+        }
+        segment
+    }
+
+    /// Whether every document of the segment is in `dead` (sorted): then none of its
+    /// postings is live.
+    pub fn all_dead(&self, dead: &[u64]) -> bool {
+        self.docs.iter().all(|doc| dead.binary_search(doc).is_ok())
     }
 
     fn starts(&self, i: usize) -> (usize, usize) {
@@ -86,6 +124,10 @@ impl Segment {
             term_bytes: String::with_capacity(older.term_bytes.len() + newer.term_bytes.len()),
             ends: Vec::with_capacity(older.terms() + newer.terms()),
             postings: Vec::with_capacity(older.postings.len() + newer.postings.len()),
+            docs: (older.docs.iter().chain(&newer.docs))
+                .filter(|doc| dead.binary_search(doc).is_err())
+                .copied()
+                .collect(),
         };
         let (mut i, mut j) = (0, 0);
         while i < older.terms() || j < newer.terms() {
@@ -134,7 +176,13 @@ impl Segment {
 /// Documents applied since the last seal, not yet visible to searches.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentBuilder {
+    /// While one document was added (a commit of one document): its segment, built
+    /// directly from its sorted terms, so sealing it neither hashes nor sorts.
+    single: Option<Segment>,
+    /// Two documents or more: postings grouped by term, sorted by term at the seal.
     by_term: foldhash::HashMap<Box<str>, Vec<Posting>>,
+    /// Every doc id added, ascending.
+    docs: Vec<u64>,
     /// The smallest doc id added (every id added later is larger).
     pub first_doc: Option<u64>,
     /// Docs added here and removed again before the seal.
@@ -147,9 +195,23 @@ impl SegmentBuilder {
         self.first_doc.is_none()
     }
 
-    /// Adds a document (its id larger than every id added before).
+    /// Adds a document (its id larger than every id added before; its terms sorted
+    /// and unique, as `Op::apply` checks).
     pub fn add(&mut self, doc: u64, len: u32, terms: &DocTerms) {
-        self.first_doc.get_or_insert(doc);
+        if self.first_doc.is_none() {
+            self.first_doc = Some(doc);
+            self.docs.push(doc);
+            self.single = Some(Segment::of_doc(doc, len, terms));
+            return;
+        }
+        if let Some(single) = self.single.take() {
+            self.by_term.reserve(single.terms() + terms.terms.len());
+            for i in 0..single.terms() {
+                self.by_term
+                    .insert(single.term(i).into(), single.postings(i).to_vec());
+            }
+        }
+        self.docs.push(doc);
         for (term, tf) in &terms.terms {
             let posting = Posting { doc, tf: *tf, len };
             match self.by_term.get_mut(term.as_str()) {
@@ -173,12 +235,21 @@ impl SegmentBuilder {
 
     /// The sealed segment (`None` if it would be empty).
     pub fn seal(self) -> Option<Segment> {
-        let mut terms: Vec<(Box<str>, Vec<Posting>)> = self.by_term.into_iter().collect();
-        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut dropped = self.dropped;
         dropped.sort_unstable();
+        if let Some(single) = self.single {
+            let live = dropped.binary_search(&single.first_doc).is_err();
+            return (live && single.terms() > 0).then_some(single);
+        }
+        let mut terms: Vec<(Box<str>, Vec<Posting>)> = self.by_term.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut docs = self.docs;
+        if !dropped.is_empty() {
+            docs.retain(|doc| dropped.binary_search(doc).is_err());
+        }
         let mut segment = Segment {
             first_doc: self.first_doc.unwrap_or(0),
+            docs,
             ..Segment::default()
         };
         for (term, mut postings) in terms {
@@ -217,5 +288,72 @@ mod tests {
         assert_eq!(beta, [1, 2, 3]);
         assert!(merged.find("zeta").is_none());
         assert_eq!(merged.lower_bound("b"), 1);
+    }
+
+    fn contents(segment: &Segment) -> Vec<(String, Vec<Posting>)> {
+        (0..segment.terms())
+            .map(|i| (segment.term(i).to_owned(), segment.postings(i).to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn one_document_seals_as_its_sorted_terms_and_a_second_one_joins_it() {
+        let mut one = SegmentBuilder::default();
+        one.add(7, 4, &doc("beta alpha beta gamma"));
+        let sealed = one.seal().unwrap();
+        let expected = |term: &str, tf| (term.to_owned(), vec![Posting { doc: 7, tf, len: 4 }]);
+        assert_eq!(
+            contents(&sealed),
+            [
+                expected("alpha", 1),
+                expected("beta", 2),
+                expected("gamma", 1)
+            ]
+        );
+        assert_eq!(sealed.first_doc, 7);
+        assert!(sealed.all_dead(&[7]) && !sealed.all_dead(&[6, 8]));
+
+        // A second document moves the first into the by-term map.
+        let mut two = SegmentBuilder::default();
+        two.add(7, 4, &doc("beta alpha beta gamma"));
+        two.add(8, 2, &doc("gamma delta"));
+        let sealed = two.seal().unwrap();
+        let terms: Vec<&str> = (0..sealed.terms()).map(|i| sealed.term(i)).collect();
+        assert_eq!(terms, ["alpha", "beta", "delta", "gamma"]);
+        let gamma: Vec<u64> = sealed
+            .find("gamma")
+            .unwrap()
+            .iter()
+            .map(|p| p.doc)
+            .collect();
+        assert_eq!(gamma, [7, 8]);
+        assert!(!sealed.all_dead(&[7]) && sealed.all_dead(&[7, 8]));
+    }
+
+    #[test]
+    fn dropped_documents_leave_no_postings() {
+        let mut one = SegmentBuilder::default();
+        one.add(3, 1, &doc("alpha"));
+        one.drop_doc(3);
+        assert!(one.seal().is_none());
+
+        // Dropped, then another document added in the same group.
+        let mut two = SegmentBuilder::default();
+        two.add(3, 1, &doc("alpha"));
+        two.drop_doc(3);
+        two.add(4, 2, &doc("alpha beta"));
+        let sealed = two.seal().unwrap();
+        let alpha: Vec<u64> = sealed
+            .find("alpha")
+            .unwrap()
+            .iter()
+            .map(|p| p.doc)
+            .collect();
+        assert_eq!(alpha, [4]);
+        assert!(sealed.all_dead(&[4]));
+
+        let mut empty = SegmentBuilder::default();
+        empty.add(5, 0, &DocTerms::default());
+        assert!(!empty.is_empty() && empty.seal().is_none());
     }
 }

@@ -57,6 +57,8 @@ pub struct Scored {
     pub matched: usize,
     /// Whether every match was scored (`matched` is then the number of matches).
     pub exhaustive: bool,
+    /// Names looked up to order ties, by doc id (some of `top`'s: not to look up again).
+    pub names: HashMap<u64, String>,
 }
 
 /// The best `limit` documents for `cursors`.
@@ -71,6 +73,7 @@ pub fn top_k(
             top: Vec::new(),
             matched: 0,
             exhaustive: cursors.is_empty(),
+            names: HashMap::new(),
         });
     }
     if cursors.len() > WAND_TERMS_MAX || limit > WAND_LIMIT_MAX {
@@ -81,11 +84,7 @@ pub fn top_k(
         [cursor] => block_max_single(cursor, scoring, &mut top)?,
         _ => block_max_wand(cursors, scoring, &mut top)?,
     };
-    Ok(Scored {
-        top: top.items,
-        matched,
-        exhaustive: false,
-    })
+    top.finish(matched)
 }
 
 /// One term: score block by block, skipping each block whose bound cannot reach the
@@ -102,7 +101,7 @@ fn block_max_single(
         let score = scoring.score(0, posting.tf, posting.len);
         scored += 1;
         if score >= *threshold {
-            top.offer(score, posting.doc)?;
+            top.offer(score, posting.doc);
             *threshold = top.threshold();
         }
         Ok(())
@@ -209,7 +208,7 @@ fn block_max_wand(
                 }
             }
             if score >= threshold {
-                top.offer(score, pivot_doc)?;
+                top.offer(score, pivot_doc);
             }
             scored += 1;
             for cursor in cursors.iter_mut() {
@@ -243,8 +242,19 @@ fn score_all(
     let matched = scores.len();
     let mut all: Vec<(f64, u64)> = scores.into_iter().map(|(d, s)| (s, d)).collect();
     all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    // Order each run of equal scores that reaches into the first `limit` by name.
     let mut names = Names::new(view);
+    order_ties(&mut all, limit, &mut names)?;
+    Ok(Scored {
+        top: all,
+        matched,
+        exhaustive: true,
+        names: names.cache,
+    })
+}
+
+/// Orders by name each run of equal scores in `all` (sorted by score, best first) that
+/// reaches into the first `limit`, then keeps the first `limit`.
+fn order_ties(all: &mut Vec<(f64, u64)>, limit: usize, names: &mut Names<'_, '_>) -> Result<()> {
     let mut start = 0;
     while start < all.len().min(limit) {
         let score = all.get(start).map_or(0.0, |e| e.0);
@@ -267,14 +277,10 @@ fn score_all(
                 *slot = entry;
             }
         }
-        start = end;
+        start = end.max(start + 1);
     }
     all.truncate(limit);
-    Ok(Scored {
-        top: all,
-        matched,
-        exhaustive: true,
-    })
+    Ok(())
 }
 
 /// Document names, looked up once (only to break ties of equal scores).
@@ -300,7 +306,9 @@ impl<'v, 'a> Names<'v, 'a> {
     }
 }
 
-/// The best `k` so far, best first: higher score, then smaller name.
+/// The best `k` so far by score, best first, and every entry tied with the k-th: ties
+/// are ordered by name only at the end ([`TopK::finish`]), so names are looked up only
+/// for ties that decide the hits, not for every tie met on the way.
 struct TopK<'v, 'a> {
     k: usize,
     items: Vec<(f64, u64)>,
@@ -319,39 +327,31 @@ impl<'v, 'a> TopK<'v, 'a> {
     /// The score a doc must reach to enter (ties may enter by name).
     fn threshold(&self) -> f64 {
         match self.items.get(self.k.wrapping_sub(1)) {
-            Some(last) if self.items.len() >= self.k => last.0,
-            _ => f64::NEG_INFINITY,
+            Some(kth) => kth.0,
+            None => f64::NEG_INFINITY,
         }
     }
 
-    /// Whether `a` ranks before `b`.
-    fn before(&mut self, a: (f64, u64), b: (f64, u64)) -> Result<bool> {
-        if a.0 != b.0 {
-            return Ok(a.0 > b.0);
+    fn offer(&mut self, score: f64, doc: u64) {
+        if score < self.threshold() {
+            return;
         }
-        Ok(self.names.get(a.1)?.to_owned().as_str() < self.names.get(b.1)?)
+        let at = self.items.partition_point(|e| e.0 >= score);
+        self.items.insert(at, (score, doc));
+        if let Some(kth) = self.items.get(self.k.wrapping_sub(1)).map(|e| e.0) {
+            let keep = self.items.partition_point(|e| e.0 >= kth);
+            self.items.truncate(keep);
+        }
     }
 
-    fn offer(&mut self, score: f64, doc: u64) -> Result<()> {
-        let entry = (score, doc);
-        if self.items.len() >= self.k {
-            match self.items.last().copied() {
-                Some(last) if self.before(entry, last)? => {}
-                _ => return Ok(()),
-            }
-        }
-        let mut at = self.items.len();
-        while at > 0 {
-            let Some(&previous) = self.items.get(at - 1) else {
-                break;
-            };
-            if self.before(previous, entry)? {
-                break;
-            }
-            at -= 1;
-        }
-        self.items.insert(at, entry);
-        self.items.truncate(self.k);
-        Ok(())
+    /// The best `k`, ties by name, with the names looked up (`matched` docs scored).
+    fn finish(mut self, matched: usize) -> Result<Scored> {
+        order_ties(&mut self.items, self.k, &mut self.names)?;
+        Ok(Scored {
+            top: self.items,
+            matched,
+            exhaustive: false,
+            names: self.names.cache,
+        })
     }
 }
