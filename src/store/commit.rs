@@ -132,6 +132,10 @@ const GATHER_MAX: Duration = Duration::from_millis(2);
 /// A group with at least this many operations is applied on a second thread while the
 /// leader writes and syncs it.
 const PARALLEL_APPLY_OPS: usize = 512;
+/// A group with fewer ops but at least this much work ([`apply_weight`]: postings of
+/// indexed documents, about ten 5 KB documents) is applied on a second thread too. One
+/// document is not: applying it (~20 µs) costs about what starting a thread does.
+const PARALLEL_APPLY_WEIGHT: usize = 8192;
 
 /// How a leader writes one group.
 #[derive(Debug, Clone, Copy)]
@@ -490,8 +494,14 @@ impl Inner {
         let mut working = log.working.clone();
         let generation = log.working_gen;
         let (written, applied, took) = MutexGuard::unlocked(&mut log, || {
+            if sync {
+                self.note_syncing(true);
+            }
             let (written, applied, took) =
                 self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
+            if sync {
+                self.note_syncing(false);
+            }
             if written.is_ok() {
                 self.publish_head(last);
             }
@@ -588,6 +598,25 @@ impl Inner {
             (written, started.elapsed())
         };
         let ops: usize = queued.iter().map(|q| q.ops.len()).sum();
+        if plan.sync && ops < PARALLEL_APPLY_OPS && apply_weight(queued) >= PARALLEL_APPLY_WEIGHT {
+            // Few ops, but heavy ones (indexed documents): one thread applies them while
+            // this one writes and syncs.
+            let parallel = std::thread::scope(|scope| {
+                let working = &mut *working;
+                let applier = std::thread::Builder::new()
+                    .name("walstore-apply".into())
+                    .spawn_scoped(scope, move || apply(working, queued))
+                    .ok()?;
+                let (written, took) = timed_write(segment);
+                let applied = applier.join().unwrap_or_else(|_| {
+                    Err(Error::Conversion("applying a transaction panicked".into()))
+                });
+                Some((written, applied, took))
+            });
+            if let Some(done) = parallel {
+                return done;
+            }
+        }
         if plan.sync && ops >= PARALLEL_APPLY_OPS {
             let parallel = std::thread::scope(|scope| {
                 let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_CHUNKS);
@@ -841,6 +870,19 @@ fn insert_prepared(
     // Only whole transactions were counted: a partly sent one cannot happen (the
     // sender stops only when this side is gone), so the rest starts at a transaction.
     apply(working, queued.get(next..).unwrap_or_default())
+}
+
+/// About how much work applying a group is, in ops: an indexed document counts one per
+/// distinct term (its postings), any other op one.
+fn apply_weight(queued: &[Queued]) -> usize {
+    queued
+        .iter()
+        .flat_map(|q| q.ops.iter())
+        .map(|op| match op {
+            Op::IndexDoc { terms, .. } => terms.terms.len().max(1),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Applies a group to the working version in lsn order.
