@@ -79,7 +79,59 @@ fn get_varint_long(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 
 /// Reads a `u64` varint exactly as postcard does: at most 10 bytes, the tenth at most 1
 /// (no overflow). `None` where postcard fails.
+///
+/// With 8 bytes at hand, the varint is found and its 7-bit groups joined in a word,
+/// without a loop (fingerprint values are mostly these: a 9-byte mtime in nanoseconds,
+/// and scans decode one per entry).
+#[inline]
 pub fn get_postcard_u64(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let rest = bytes.get(*pos..)?;
+    if let Some(&first) = rest.first()
+        && first < 0x80
+    {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
+    if let Some(first8) = rest.first_chunk::<8>() {
+        let word = u64::from_le_bytes(*first8);
+        // A byte whose high bit is clear ends the varint.
+        let ends = !word & 0x8080_8080_8080_8080;
+        if ends != 0 {
+            let len = (ends.trailing_zeros() / 8 + 1) as usize;
+            let kept = match len {
+                8 => word,
+                _ => word & ((1u64 << (8 * len)) - 1),
+            };
+            *pos += len;
+            return Some(join_7bit_groups(kept));
+        }
+        // Nine or ten bytes: the eighth carries on.
+        let low = join_7bit_groups(word);
+        let ninth = *rest.get(8)?;
+        if ninth < 0x80 {
+            *pos += 9;
+            return Some(low | u64::from(ninth) << 56);
+        }
+        let tenth = *rest.get(9)?;
+        if tenth > 1 {
+            return None;
+        }
+        *pos += 10;
+        return Some(low | u64::from(ninth & 0x7f) << 56 | u64::from(tenth) << 63);
+    }
+    get_postcard_u64_bytewise(bytes, pos)
+}
+
+/// Joins the low 7 bits of each byte of a little-endian word into 56 bits.
+fn join_7bit_groups(word: u64) -> u64 {
+    let x = word & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = ((x & 0x7f00_7f00_7f00_7f00) >> 1) | (x & 0x007f_007f_007f_007f);
+    let x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
+    ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff)
+}
+
+/// [`get_postcard_u64`] a byte at a time (near the end of the input).
+fn get_postcard_u64_bytewise(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for i in 0..10u32 {
         let byte = *bytes.get(*pos)?;
@@ -101,6 +153,66 @@ mod tests {
         for len in [0usize, 4, 8, 24, 28, 56, 64, 4096] {
             let zeros = vec![0u8; len];
             assert_ne!(checksum(&[&zeros]), 0, "len {len}");
+        }
+    }
+
+    #[test]
+    fn postcard_u64_word_path_agrees_with_bytewise_and_postcard() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for value in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            1 << 56,
+            (1 << 63) - 1,
+            u64::MAX,
+        ] {
+            let mut encoded = postcard::to_allocvec(&value).expect("encode");
+            inputs.push(encoded.clone());
+            encoded.extend_from_slice(&[0x80, 0x05, 0xff]);
+            inputs.push(encoded);
+        }
+        for _ in 0..20_000 {
+            let len = (next() % 14) as usize;
+            let continuation = next() % 3;
+            inputs.push(
+                (0..len)
+                    .map(|_| {
+                        let byte = next() as u8;
+                        if continuation == 0 { byte | 0x80 } else { byte }
+                    })
+                    .collect(),
+            );
+            // Real values: zigzagged mtimes in nanoseconds and sizes, then more bytes.
+            let mut encoded = postcard::to_allocvec(&(next() >> (next() % 64))).expect("encode");
+            encoded.push(next() as u8);
+            inputs.push(encoded);
+        }
+        for input in &inputs {
+            for start in 0..input.len().min(3) {
+                let (mut fast, mut slow) = (start, start);
+                let got = get_postcard_u64(input, &mut fast);
+                let want = get_postcard_u64_bytewise(input, &mut slow);
+                assert_eq!(got, want, "{input:?} from {start}");
+                if want.is_some() {
+                    assert_eq!(fast, slow, "{input:?} from {start}");
+                }
+                let rest = &input[start..];
+                assert_eq!(
+                    got,
+                    postcard::take_from_bytes::<u64>(rest).ok().map(|(v, _)| v)
+                );
+            }
         }
     }
 

@@ -87,6 +87,11 @@ impl<'a> Overlays<'a> {
         self.head = best;
     }
 
+    /// Whether no overlay holds an entry at or after the start.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
     /// The smallest key not yet consumed, with the newest layer's value for it.
     pub(crate) fn peek(&self) -> Option<OverlayEntry<'a>> {
         self.head
@@ -176,6 +181,9 @@ impl<'a> Scan<'a> {
 
     /// The next live entry; the key is lent until the next call.
     pub fn next_entry(&mut self) -> Result<Option<(&[u8], ValueRef<'a>)>> {
+        if self.overlays.is_empty() {
+            return self.next_base_entry();
+        }
         if std::mem::take(&mut self.base_taken)
             && let Some(cursor) = &mut self.base
         {
@@ -203,6 +211,29 @@ impl<'a> Scan<'a> {
         };
         Ok(cursor
             .peek_entry()?
+            .map(|(key, value)| (key, ValueRef::Borrowed(value))))
+    }
+}
+
+impl<'a> Scan<'a> {
+    /// [`Scan::next_entry`] when no overlay holds anything: the snapshot's entries as
+    /// they are (after a checkpoint, the common case of a full scan).
+    fn next_base_entry(&mut self) -> Result<Option<(&[u8], ValueRef<'a>)>> {
+        let Scan {
+            prefix,
+            base,
+            base_taken,
+            ..
+        } = self;
+        let Some(cursor) = base else {
+            return Ok(None);
+        };
+        if std::mem::replace(base_taken, true) {
+            cursor.advance();
+        }
+        Ok(cursor
+            .peek_entry()?
+            .filter(|(key, _)| key.starts_with(prefix))
             .map(|(key, value)| (key, ValueRef::Borrowed(value))))
     }
 }
