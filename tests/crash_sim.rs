@@ -28,18 +28,19 @@ use walstore::{Options, Store};
 
 const DIR: &str = "/crash/store";
 
-fn options(sim: &SimStorage) -> Options {
+fn options(sim: &SimStorage, keep_fallback: bool) -> Options {
     Store::options()
         .storage(Arc::new(sim.clone()))
         .segment_bytes(16 * 1024)
         .checkpoint_wal_bytes(24 * 1024)
         .background_checkpoints(false)
+        .keep_fallback(keep_fallback)
 }
 
 /// Runs the workload until a commit fails. Returns the lsns acknowledged.
-fn run(sim: &SimStorage, workload: &Workload) -> Vec<u64> {
+fn run(sim: &SimStorage, workload: &Workload, keep_fallback: bool) -> Vec<u64> {
     let mut acknowledged = Vec::new();
-    let Ok(store) = options(sim).open(DIR) else {
+    let Ok(store) = options(sim, keep_fallback).open(DIR) else {
         return acknowledged;
     };
     for txn in &workload.txns {
@@ -55,10 +56,20 @@ fn run(sim: &SimStorage, workload: &Workload) -> Vec<u64> {
 
 #[test]
 fn crash_at_every_sync_point() {
+    crash_at_every_sync_point_with(true, 1000);
+}
+
+/// The same with `keep_fallback(false)`: checkpoints delete more, and sooner.
+#[test]
+fn crash_at_every_sync_point_without_a_fallback() {
+    crash_at_every_sync_point_with(false, 300);
+}
+
+fn crash_at_every_sync_point_with(keep_fallback: bool, default_txns: usize) {
     let txns: usize = std::env::var("WALSTORE_CRASH_TXNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(default_txns);
     let workload = Workload::generate(0x5eed, txns);
     let model = Model::replay(&workload);
     let (mut points, mut images, mut lost, mut partial, mut recovery_crashes) =
@@ -72,7 +83,7 @@ fn crash_at_every_sync_point() {
                 persistent: true,
                 only: Some(kind),
             });
-            let acknowledged = run(&probe, &workload);
+            let acknowledged = run(&probe, &workload, keep_fallback);
             if acknowledged.len() == workload.txns.len() {
                 break; // fewer syncs of this kind than n: past the last point
             }
@@ -101,12 +112,12 @@ fn crash_at_every_sync_point() {
                         persistent: true,
                         only: None,
                     });
-                    let _ = options(&sim).open(DIR);
+                    let _ = options(&sim, keep_fallback).open(DIR);
                     sim.clear_faults();
                     sim.crash(CrashMode::Random);
                     recovery_crashes += 1;
                 }
-                let store = options(&sim).open(DIR).unwrap_or_else(|e| {
+                let store = options(&sim, keep_fallback).open(DIR).unwrap_or_else(|e| {
                     panic!("seed {n} kind {kind:?} mode {mode:?}: recovery failed: {e}")
                 });
                 let lsn = store.lsn();
@@ -139,7 +150,8 @@ fn crash_at_every_sync_point() {
         }
     }
     println!(
-        "crash-sim: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions"
+        "crash-sim{}: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions",
+        if keep_fallback { "" } else { " (no fallback)" }
     );
     assert!(
         points > txns as u64,

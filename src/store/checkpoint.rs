@@ -9,6 +9,7 @@
 //! 4. Delete snapshots older than the previous one, and segments whose records are all
 //!    covered by the previous snapshot; fsync the directory. One older snapshot and the
 //!    WAL since it are kept, so a damaged newest snapshot falls back (recovery case 2).
+//!    With `Options::keep_fallback(false)`, only the new snapshot and the WAL after it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,8 +162,12 @@ impl Inner {
     /// Step 4. Never deletes the active segment.
     fn prune(&self) -> Result<(usize, usize)> {
         let listing = list(self.storage.as_ref(), &self.dir)?;
-        let keep_from = listing.snapshots.len().saturating_sub(2);
-        let previous_lsn = if listing.snapshots.len() >= 2 {
+        // Snapshots kept: the new one, and the fallback unless `keep_fallback(false)`.
+        let kept = if self.options.keep_fallback { 2 } else { 1 };
+        let keep_from = listing.snapshots.len().saturating_sub(kept);
+        // The WAL is kept from the oldest kept snapshot on (all of it while that is the
+        // only snapshot and a fallback is kept: the fallback is then the empty store).
+        let previous_lsn = if listing.snapshots.len() >= kept {
             listing.snapshots.get(keep_from).copied().unwrap_or(0)
         } else {
             0

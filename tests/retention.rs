@@ -1,0 +1,129 @@
+//! What a checkpoint keeps: by default the previous snapshot and the WAL since it (a
+//! fallback); with `keep_fallback(false)`, only the new snapshot and the WAL after it,
+//! and a damaged snapshot is then reported, never replaced by an older state.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use common::{Backend, commit_step, dump, for_each_backend};
+use walstore::Error;
+
+/// Commits 3 × 40 steps with a checkpoint after each 40; returns the last step.
+fn history(backend: &Backend, keep_fallback: bool) -> (u64, String) {
+    let store = backend
+        .options()
+        .segment_bytes(4096)
+        .checkpoint_wal_bytes(0)
+        .keep_fallback(keep_fallback)
+        .open(&backend.dir)
+        .expect("open");
+    let mut i = 0;
+    for _ in 0..3 {
+        for _ in 0..40 {
+            i += 1;
+            commit_step(&store, i);
+        }
+        store.checkpoint().expect("checkpoint");
+    }
+    for _ in 0..5 {
+        i += 1;
+        commit_step(&store, i);
+    }
+    (i, dump(&store))
+}
+
+fn lsns(backend: &Backend, suffix: &str) -> Vec<u64> {
+    backend
+        .names_ending(suffix)
+        .iter()
+        .map(|n| n.trim_end_matches(suffix).parse().expect("numbered"))
+        .collect()
+}
+
+fn bytes_on_disk(backend: &Backend) -> u64 {
+    backend
+        .names()
+        .iter()
+        .map(|name| backend.read(name).len() as u64)
+        .sum()
+}
+
+#[test]
+fn without_a_fallback_a_checkpoint_keeps_one_snapshot_and_the_wal_after_it() {
+    for_each_backend(|backend| {
+        let (_, before) = history(backend, false);
+        let snapshots = lsns(backend, ".snap");
+        assert_eq!(snapshots, vec![120], "[{}] only the newest", backend.name);
+        let segments = lsns(backend, ".wal");
+        assert!(
+            segments.iter().all(|&first| first > 120),
+            "[{}] no segment the snapshot covers: {segments:?}",
+            backend.name
+        );
+        let reopened = backend.options().open(&backend.dir).expect("reopen");
+        assert_eq!(dump(&reopened), before, "[{}]", backend.name);
+    });
+}
+
+#[test]
+fn by_default_the_previous_snapshot_and_the_wal_since_it_are_kept() {
+    for_each_backend(|backend| {
+        let (_, before) = history(backend, true);
+        assert_eq!(lsns(backend, ".snap"), vec![80, 120], "[{}]", backend.name);
+        let segments = lsns(backend, ".wal");
+        assert!(
+            segments.first().is_some_and(|&first| first <= 81),
+            "[{}] the WAL since the previous snapshot: {segments:?}",
+            backend.name
+        );
+        let reopened = backend.options().open(&backend.dir).expect("reopen");
+        assert_eq!(dump(&reopened), before, "[{}]", backend.name);
+    });
+}
+
+#[test]
+fn without_a_fallback_the_store_is_smaller() {
+    let with = Backend::sim(21);
+    history(&with, true);
+    let without = Backend::sim(21);
+    history(&without, false);
+    let (with, without) = (bytes_on_disk(&with), bytes_on_disk(&without));
+    assert!(
+        without < with,
+        "{without} bytes without a fallback, {with} with"
+    );
+}
+
+#[test]
+fn without_a_fallback_a_damaged_snapshot_is_reported_not_replaced() {
+    for_each_backend(|backend| {
+        let (_, _) = history(backend, false);
+        let name = backend.names_ending(".snap").pop().expect("a snapshot");
+        let mut bytes = backend.read(&name);
+        // The footer (the last bytes) is checked at open.
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        backend.write(&name, &bytes);
+        match backend.options().open(&backend.dir) {
+            Err(Error::Corrupt { reason, .. }) => {
+                assert!(
+                    reason.contains("missing WAL"),
+                    "[{}] {reason}",
+                    backend.name
+                );
+            }
+            Err(other) => panic!("[{}] expected Corrupt, got {other}", backend.name),
+            Ok(store) => panic!(
+                "[{}] opened at lsn {} from a damaged snapshot with no fallback",
+                backend.name,
+                store.lsn()
+            ),
+        }
+    });
+}
