@@ -85,7 +85,12 @@ pub fn fingerprint_bytes(i: u64, salt: u64) -> [u8; 48] {
 /// Fills a store with fingerprints `0..n` quickly: `Durability::None` batches, then a
 /// sync and one checkpoint.
 pub fn fill_store(dir: &Path, n: u64) -> walstore::Result<()> {
-    let store = Store::options()
+    fill_store_with(Store::options(), dir, n)
+}
+
+/// [`fill_store`] with `options` (durability and checkpoints are set here).
+pub fn fill_store_with(options: walstore::Options, dir: &Path, n: u64) -> walstore::Result<()> {
+    let store = options
         .durability(Durability::None)
         .checkpoint_wal_bytes(0)
         .open(dir)?;

@@ -441,6 +441,12 @@ fn build_big(engine: &str) -> R<PathBuf> {
     let started = Instant::now();
     match engine {
         "walstore" => common::fill_store(&dir.join("store"), N_BIG)?,
+        // The same with `keep_fallback(false)`: one snapshot, no WAL it covers.
+        "walstore_lean" => common::fill_store_with(
+            Store::options().keep_fallback(false),
+            &dir.join("store"),
+            N_BIG,
+        )?,
         "sqlite" => {
             let mut conn = sqlite_open(&dir.join("db.sqlite"))?;
             let txn = conn.transaction()?;
@@ -565,16 +571,24 @@ fn spawn_open(engine: &str, dir: &Path) -> R<(Duration, u64)> {
 fn open(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
     println!("\n== open + get one key, 1,000,000 fingerprints, fresh process ({rounds} rounds)");
     let dirs: Vec<PathBuf> = ENGINES.iter().map(|e| build_big(e)).collect::<R<_>>()?;
+    let lean = build_big("walstore_lean")?;
     let cold = common::drop_caches();
     if !cold {
         println!("  cannot drop the page cache (not root?): figures are WARM");
     }
-    let names = ["walstore", "walstore_rw", "sqlite", "redb", "fjall"];
+    let names = [
+        "walstore",
+        "walstore_rw",
+        "sqlite",
+        "redb",
+        "fjall",
+        "walstore_lean",
+    ];
     let dir_of = |name: &str| -> &PathBuf {
-        let engine = if name == "walstore_rw" {
-            "walstore"
-        } else {
-            name
+        let engine = match name {
+            "walstore_lean" => return &lean,
+            "walstore_rw" => "walstore",
+            other => other,
         };
         &dirs[ENGINES.iter().position(|e| *e == engine).unwrap_or(0)]
     };
@@ -585,7 +599,12 @@ fn open(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
             if cold {
                 common::drop_caches();
             }
-            let (d, r) = spawn_open(name, dir_of(name))?;
+            let child = if *name == "walstore_lean" {
+                "walstore"
+            } else {
+                name
+            };
+            let (d, r) = spawn_open(child, dir_of(name))?;
             samples[k].push(d);
             rss[k] = r;
         }
