@@ -25,61 +25,189 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// Calls `emit` with each token of `text`, in order, without allocating per token (the
-/// lowercased token is built in a reused buffer; ASCII takes a byte-level fast path that
-/// gives the same tokens as the Unicode rules).
+/// Calls `emit` with each token of `text`, in order, without allocating per token.
+///
+/// One pass over the bytes, classified by [`BYTE_CLASS`]. An identifier of ASCII
+/// characters only takes a byte-level path that gives the same tokens as the Unicode
+/// rules. Its tokens are slices of the identifier lowercased (ASCII lowercasing maps each
+/// byte to one byte, so offsets agree), or of the text itself when it has no capital.
 pub fn for_each_token(text: &str, mut emit: impl FnMut(&str)) {
+    let bytes = text.as_bytes();
     let mut lower = String::new();
-    for identifier in identifiers(text) {
-        if identifier.is_ascii() {
-            ascii_identifier(identifier, &mut lower, &mut emit);
-        } else {
+    let mut pos = 0;
+    loop {
+        // Skip to the next identifier character.
+        let start = loop {
+            let Some(&b) = bytes.get(pos) else {
+                return;
+            };
+            match byte_class(b) {
+                SEPARATOR => pos += 1,
+                NON_ASCII => match char_at(text, pos) {
+                    (true, _) => break pos,
+                    (false, len) => pos += len,
+                },
+                _ => break pos,
+            }
+        };
+        // The union of the classes of the identifier's bytes.
+        let mut seen = 0;
+        while let Some(&b) = bytes.get(pos) {
+            let class = byte_class(b);
+            if class & ASCII_IDENTIFIER != 0 {
+                seen |= class;
+                pos += 1;
+            } else if class == NON_ASCII
+                && let (true, len) = char_at(text, pos)
+            {
+                seen |= class;
+                pos += len;
+            } else {
+                break;
+            }
+        }
+        // `start` and `pos` are char boundaries: each step above moves by whole characters.
+        let Some(identifier) = text.get(start..pos) else {
+            return;
+        };
+        if seen & NON_ASCII != 0 {
             unicode_identifier(identifier, &mut lower, &mut emit);
+        } else if seen == LOWER {
+            // One word of one part (the most common identifier in code).
+            if identifier.len() <= TOKEN_BYTES_MAX {
+                emit(identifier);
+            }
+        } else if seen & UPPER == 0 {
+            ascii_identifier(identifier.as_bytes(), identifier, seen, &mut emit);
+        } else {
+            lower.clear();
+            lower.push_str(identifier);
+            lower.make_ascii_lowercase();
+            ascii_identifier(identifier.as_bytes(), &lower, seen, &mut emit);
         }
     }
 }
 
-/// Rules 2 and 3 for an ASCII identifier, on bytes (any byte offset of ASCII text is a
-/// char boundary, so every slice below is a `str` without checking).
-fn ascii_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMut(&str)) {
-    let bytes = identifier.as_bytes();
-    let mut push = |start: usize, end: usize| {
-        let Some(token) = identifier.get(start..end) else {
-            return;
+/// Classes of a byte for the scan, one bit each: ASCII letters and digits, `_`, any byte
+/// of a multi-byte character; a separator (any other ASCII byte) has none.
+const SEPARATOR: u8 = 0;
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+const UNDERSCORE: u8 = 8;
+const NON_ASCII: u8 = 16;
+const ASCII_IDENTIFIER: u8 = LOWER | UPPER | DIGIT | UNDERSCORE;
+
+/// The class of each byte value.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of bounds fails the build"
+)]
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [SEPARATOR; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' => LOWER,
+            b'A'..=b'Z' => UPPER,
+            b'0'..=b'9' => DIGIT,
+            b'_' => UNDERSCORE,
+            0x80.. => NON_ASCII,
+            _ => SEPARATOR,
         };
-        if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
-            return;
-        }
-        lower.clear();
-        lower.push_str(token);
-        lower.make_ascii_lowercase();
-        emit(lower);
-    };
-    let words = || {
-        let mut at = 0;
-        bytes.split(|&b| b == b'_').filter_map(move |word| {
-            let start = at;
-            at += word.len() + 1;
-            (!word.is_empty()).then_some((start, start + word.len()))
-        })
-    };
-    if words().nth(1).is_some() {
-        let start = bytes.iter().position(|&b| b != b'_').unwrap_or(0);
-        let end = bytes.iter().rposition(|&b| b != b'_').map_or(0, |e| e + 1);
-        push(start, end);
+        b += 1;
     }
-    for (start, end) in words() {
-        push(start, end);
-        let word = bytes.get(start..end).unwrap_or_default();
-        let mut boundaries = ascii_boundaries(word).peekable();
-        if boundaries.peek().is_some() {
-            let mut from = start;
-            for at in boundaries {
-                push(from, start + at);
-                from = start + at;
-            }
-            push(from, end);
+    table
+};
+
+fn byte_class(b: u8) -> u8 {
+    // In bounds: the table has an entry for every u8.
+    BYTE_CLASS.get(usize::from(b)).copied().unwrap_or(SEPARATOR)
+}
+
+/// Whether the character starting at byte `at` (a char boundary) is alphanumeric, and
+/// its length in bytes.
+fn char_at(text: &str, at: usize) -> (bool, usize) {
+    text.get(at..)
+        .and_then(|rest| rest.chars().next())
+        .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
+}
+
+/// Rules 2 and 3 for an ASCII identifier: `identifier` gives the classes, `lower` (the
+/// same bytes lowercased) the tokens; `seen` is the union of the classes of its bytes.
+fn ascii_identifier(identifier: &[u8], lower: &str, seen: u8, emit: &mut impl FnMut(&str)) {
+    // Only a capital or a digit can make a boundary.
+    let may_split = seen & (UPPER | DIGIT) != 0;
+    if seen & UNDERSCORE == 0 {
+        ascii_word(identifier, 0, lower, may_split, emit);
+        return;
+    }
+    let Some(first) = identifier.iter().position(|&b| b != b'_') else {
+        return;
+    };
+    let end = identifier
+        .iter()
+        .rposition(|&b| b != b'_')
+        .map_or(first, |e| e + 1);
+    let trimmed = identifier.get(first..end).unwrap_or_default();
+    // Trimmed, it starts and ends with a word: an inner `_` means two words or more.
+    if trimmed.contains(&b'_') {
+        push_ascii(lower, first, end, emit);
+    }
+    let mut word_start = first;
+    for word in trimmed.split(|&b| b == b'_') {
+        if !word.is_empty() {
+            ascii_word(word, word_start, lower, may_split, emit);
         }
+        word_start += word.len() + 1;
+    }
+}
+
+/// Rule 3 for a word at byte `start` of an ASCII identifier, whose lowercase is `lower`.
+fn ascii_word(
+    word: &[u8],
+    start: usize,
+    lower: &str,
+    may_split: bool,
+    emit: &mut impl FnMut(&str),
+) {
+    push_ascii(lower, start, start + word.len(), emit);
+    if !may_split {
+        return;
+    }
+    // A window of three classes: `a` before the boundary, `b` after it.
+    let mut classes = word.iter().map(|&b| byte_class(b));
+    let (Some(mut a), Some(mut b)) = (classes.next(), classes.next()) else {
+        return;
+    };
+    let mut part_start = 0;
+    let mut at = 1;
+    loop {
+        let after_b = classes.next();
+        let boundary = (a == LOWER && b == UPPER)
+            || (a == UPPER && b == UPPER && after_b == Some(LOWER))
+            || ((a == DIGIT) != (b == DIGIT));
+        if boundary {
+            push_ascii(lower, start + part_start, start + at, emit);
+            part_start = at;
+        }
+        let Some(next) = after_b else {
+            break;
+        };
+        (a, b) = (b, next);
+        at += 1;
+    }
+    if part_start > 0 {
+        push_ascii(lower, start + part_start, start + word.len(), emit);
+    }
+}
+
+/// Emits `lower[start..end]` (non-empty) unless it is too long.
+fn push_ascii(lower: &str, start: usize, end: usize, emit: &mut impl FnMut(&str)) {
+    if end - start <= TOKEN_BYTES_MAX
+        && let Some(token) = lower.get(start..end)
+    {
+        emit(token);
     }
 }
 
@@ -105,72 +233,6 @@ fn unicode_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMu
             }
         }
     }
-}
-
-/// Maximal runs of alphanumerics and `_` (rule 2's identifiers, possibly `_` only).
-fn identifiers(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
-    let mut pos = 0;
-    // Whether the character at `at` (a char boundary) is an identifier character, and
-    // its length.
-    let inside = move |at: usize| -> (bool, usize) {
-        match bytes.get(at) {
-            Some(&b) if b.is_ascii() => (b.is_ascii_alphanumeric() || b == b'_', 1),
-            Some(_) => text
-                .get(at..)
-                .and_then(|rest| rest.chars().next())
-                .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8())),
-            None => (false, 0),
-        }
-    };
-    std::iter::from_fn(move || {
-        while pos < bytes.len() {
-            let (is_inside, len) = inside(pos);
-            if is_inside {
-                break;
-            }
-            pos += len.max(1);
-        }
-        if pos >= bytes.len() {
-            return None;
-        }
-        let start = pos;
-        while pos < bytes.len() {
-            let (is_inside, len) = inside(pos);
-            if !is_inside {
-                break;
-            }
-            pos += len;
-        }
-        text.get(start..pos)
-    })
-}
-
-/// Byte offsets where an ASCII word splits (rule 3), in order.
-fn ascii_boundaries(word: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let class = |b: u8| {
-        if b.is_ascii_digit() {
-            Class::Digit
-        } else if b.is_ascii_uppercase() {
-            Class::Upper
-        } else if b.is_ascii_lowercase() {
-            Class::Lower
-        } else {
-            Class::Other
-        }
-    };
-    (1..word.len()).filter(move |&i| {
-        let a = word.get(i - 1).map_or(Class::Other, |&b| class(b));
-        let b = word.get(i).map_or(Class::Other, |&b| class(b));
-        let after_b = word.get(i + 1).map(|&b| class(b));
-        match (a, b) {
-            (Class::Lower, Class::Upper) => true,
-            (Class::Upper, Class::Upper) => after_b == Some(Class::Lower),
-            (Class::Digit, Class::Digit) => false,
-            (Class::Digit, _) | (_, Class::Digit) => true,
-            _ => false,
-        }
-    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
