@@ -28,20 +28,12 @@ pub struct DocTerms {
 }
 
 impl DocTerms {
-    /// Tokenizes `text` and counts each token (one allocation per distinct term).
+    /// Tokenizes `text` and counts each token (one allocation per distinct term, and a
+    /// few per document).
     pub fn from_text(text: &str) -> DocTerms {
-        // About one distinct term per 16 bytes of source text.
-        let mut counts: foldhash::HashMap<String, u32> =
-            foldhash::HashMap::with_capacity_and_hasher(text.len() / 16, Default::default());
-        tokenizer::for_each_token(text, |token| match counts.get_mut(token) {
-            Some(count) => *count = count.saturating_add(1),
-            None => {
-                counts.insert(token.to_owned(), 1);
-            }
-        });
-        let mut terms: Vec<(String, u32)> = counts.into_iter().collect();
-        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        DocTerms { terms }
+        DocTerms {
+            terms: tokenizer::counted_terms(text),
+        }
     }
 
     /// The document's length in tokens (BM25's `|D|`).

@@ -15,6 +15,8 @@
 //!
 //! Tokens are emitted in text order; a token may repeat.
 
+use std::hash::BuildHasher;
+
 /// Longest token kept, in bytes of UTF-8.
 pub const TOKEN_BYTES_MAX: usize = 64;
 
@@ -25,61 +27,189 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// Calls `emit` with each token of `text`, in order, without allocating per token (the
-/// lowercased token is built in a reused buffer; ASCII takes a byte-level fast path that
-/// gives the same tokens as the Unicode rules).
+/// Calls `emit` with each token of `text`, in order, without allocating per token.
+///
+/// One pass over the bytes, classified by [`BYTE_CLASS`]. An identifier of ASCII
+/// characters only takes a byte-level path that gives the same tokens as the Unicode
+/// rules. Its tokens are slices of the identifier lowercased (ASCII lowercasing maps each
+/// byte to one byte, so offsets agree), or of the text itself when it has no capital.
 pub fn for_each_token(text: &str, mut emit: impl FnMut(&str)) {
+    let bytes = text.as_bytes();
     let mut lower = String::new();
-    for identifier in identifiers(text) {
-        if identifier.is_ascii() {
-            ascii_identifier(identifier, &mut lower, &mut emit);
-        } else {
+    let mut pos = 0;
+    loop {
+        // Skip to the next identifier character.
+        let start = loop {
+            let Some(&b) = bytes.get(pos) else {
+                return;
+            };
+            match byte_class(b) {
+                SEPARATOR => pos += 1,
+                NON_ASCII => match char_at(text, pos) {
+                    (true, _) => break pos,
+                    (false, len) => pos += len,
+                },
+                _ => break pos,
+            }
+        };
+        // The union of the classes of the identifier's bytes.
+        let mut seen = 0;
+        while let Some(&b) = bytes.get(pos) {
+            let class = byte_class(b);
+            if class & ASCII_IDENTIFIER != 0 {
+                seen |= class;
+                pos += 1;
+            } else if class == NON_ASCII
+                && let (true, len) = char_at(text, pos)
+            {
+                seen |= class;
+                pos += len;
+            } else {
+                break;
+            }
+        }
+        // `start` and `pos` are char boundaries: each step above moves by whole characters.
+        let Some(identifier) = text.get(start..pos) else {
+            return;
+        };
+        if seen & NON_ASCII != 0 {
             unicode_identifier(identifier, &mut lower, &mut emit);
+        } else if seen == LOWER {
+            // One word of one part (the most common identifier in code).
+            if identifier.len() <= TOKEN_BYTES_MAX {
+                emit(identifier);
+            }
+        } else if seen & UPPER == 0 {
+            ascii_identifier(identifier.as_bytes(), identifier, seen, &mut emit);
+        } else {
+            lower.clear();
+            lower.push_str(identifier);
+            lower.make_ascii_lowercase();
+            ascii_identifier(identifier.as_bytes(), &lower, seen, &mut emit);
         }
     }
 }
 
-/// Rules 2 and 3 for an ASCII identifier, on bytes (any byte offset of ASCII text is a
-/// char boundary, so every slice below is a `str` without checking).
-fn ascii_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMut(&str)) {
-    let bytes = identifier.as_bytes();
-    let mut push = |start: usize, end: usize| {
-        let Some(token) = identifier.get(start..end) else {
-            return;
+/// Classes of a byte for the scan, one bit each: ASCII letters and digits, `_`, any byte
+/// of a multi-byte character; a separator (any other ASCII byte) has none.
+const SEPARATOR: u8 = 0;
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+const UNDERSCORE: u8 = 8;
+const NON_ASCII: u8 = 16;
+const ASCII_IDENTIFIER: u8 = LOWER | UPPER | DIGIT | UNDERSCORE;
+
+/// The class of each byte value.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of bounds fails the build"
+)]
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [SEPARATOR; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' => LOWER,
+            b'A'..=b'Z' => UPPER,
+            b'0'..=b'9' => DIGIT,
+            b'_' => UNDERSCORE,
+            0x80.. => NON_ASCII,
+            _ => SEPARATOR,
         };
-        if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
-            return;
-        }
-        lower.clear();
-        lower.push_str(token);
-        lower.make_ascii_lowercase();
-        emit(lower);
-    };
-    let words = || {
-        let mut at = 0;
-        bytes.split(|&b| b == b'_').filter_map(move |word| {
-            let start = at;
-            at += word.len() + 1;
-            (!word.is_empty()).then_some((start, start + word.len()))
-        })
-    };
-    if words().nth(1).is_some() {
-        let start = bytes.iter().position(|&b| b != b'_').unwrap_or(0);
-        let end = bytes.iter().rposition(|&b| b != b'_').map_or(0, |e| e + 1);
-        push(start, end);
+        b += 1;
     }
-    for (start, end) in words() {
-        push(start, end);
-        let word = bytes.get(start..end).unwrap_or_default();
-        let mut boundaries = ascii_boundaries(word).peekable();
-        if boundaries.peek().is_some() {
-            let mut from = start;
-            for at in boundaries {
-                push(from, start + at);
-                from = start + at;
-            }
-            push(from, end);
+    table
+};
+
+fn byte_class(b: u8) -> u8 {
+    // In bounds: the table has an entry for every u8.
+    BYTE_CLASS.get(usize::from(b)).copied().unwrap_or(SEPARATOR)
+}
+
+/// Whether the character starting at byte `at` (a char boundary) is alphanumeric, and
+/// its length in bytes.
+fn char_at(text: &str, at: usize) -> (bool, usize) {
+    text.get(at..)
+        .and_then(|rest| rest.chars().next())
+        .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
+}
+
+/// Rules 2 and 3 for an ASCII identifier: `identifier` gives the classes, `lower` (the
+/// same bytes lowercased) the tokens; `seen` is the union of the classes of its bytes.
+fn ascii_identifier(identifier: &[u8], lower: &str, seen: u8, emit: &mut impl FnMut(&str)) {
+    // Only a capital or a digit can make a boundary.
+    let may_split = seen & (UPPER | DIGIT) != 0;
+    if seen & UNDERSCORE == 0 {
+        ascii_word(identifier, 0, lower, may_split, emit);
+        return;
+    }
+    let Some(first) = identifier.iter().position(|&b| b != b'_') else {
+        return;
+    };
+    let end = identifier
+        .iter()
+        .rposition(|&b| b != b'_')
+        .map_or(first, |e| e + 1);
+    let trimmed = identifier.get(first..end).unwrap_or_default();
+    // Trimmed, it starts and ends with a word: an inner `_` means two words or more.
+    if trimmed.contains(&b'_') {
+        push_ascii(lower, first, end, emit);
+    }
+    let mut word_start = first;
+    for word in trimmed.split(|&b| b == b'_') {
+        if !word.is_empty() {
+            ascii_word(word, word_start, lower, may_split, emit);
         }
+        word_start += word.len() + 1;
+    }
+}
+
+/// Rule 3 for a word at byte `start` of an ASCII identifier, whose lowercase is `lower`.
+fn ascii_word(
+    word: &[u8],
+    start: usize,
+    lower: &str,
+    may_split: bool,
+    emit: &mut impl FnMut(&str),
+) {
+    push_ascii(lower, start, start + word.len(), emit);
+    if !may_split {
+        return;
+    }
+    // A window of three classes: `a` before the boundary, `b` after it.
+    let mut classes = word.iter().map(|&b| byte_class(b));
+    let (Some(mut a), Some(mut b)) = (classes.next(), classes.next()) else {
+        return;
+    };
+    let mut part_start = 0;
+    let mut at = 1;
+    loop {
+        let after_b = classes.next();
+        let boundary = (a == LOWER && b == UPPER)
+            || (a == UPPER && b == UPPER && after_b == Some(LOWER))
+            || ((a == DIGIT) != (b == DIGIT));
+        if boundary {
+            push_ascii(lower, start + part_start, start + at, emit);
+            part_start = at;
+        }
+        let Some(next) = after_b else {
+            break;
+        };
+        (a, b) = (b, next);
+        at += 1;
+    }
+    if part_start > 0 {
+        push_ascii(lower, start + part_start, start + word.len(), emit);
+    }
+}
+
+/// Emits `lower[start..end]` (non-empty) unless it is too long.
+fn push_ascii(lower: &str, start: usize, end: usize, emit: &mut impl FnMut(&str)) {
+    if end - start <= TOKEN_BYTES_MAX
+        && let Some(token) = lower.get(start..end)
+    {
+        emit(token);
     }
 }
 
@@ -105,72 +235,6 @@ fn unicode_identifier(identifier: &str, lower: &mut String, emit: &mut impl FnMu
             }
         }
     }
-}
-
-/// Maximal runs of alphanumerics and `_` (rule 2's identifiers, possibly `_` only).
-fn identifiers(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
-    let mut pos = 0;
-    // Whether the character at `at` (a char boundary) is an identifier character, and
-    // its length.
-    let inside = move |at: usize| -> (bool, usize) {
-        match bytes.get(at) {
-            Some(&b) if b.is_ascii() => (b.is_ascii_alphanumeric() || b == b'_', 1),
-            Some(_) => text
-                .get(at..)
-                .and_then(|rest| rest.chars().next())
-                .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8())),
-            None => (false, 0),
-        }
-    };
-    std::iter::from_fn(move || {
-        while pos < bytes.len() {
-            let (is_inside, len) = inside(pos);
-            if is_inside {
-                break;
-            }
-            pos += len.max(1);
-        }
-        if pos >= bytes.len() {
-            return None;
-        }
-        let start = pos;
-        while pos < bytes.len() {
-            let (is_inside, len) = inside(pos);
-            if !is_inside {
-                break;
-            }
-            pos += len;
-        }
-        text.get(start..pos)
-    })
-}
-
-/// Byte offsets where an ASCII word splits (rule 3), in order.
-fn ascii_boundaries(word: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let class = |b: u8| {
-        if b.is_ascii_digit() {
-            Class::Digit
-        } else if b.is_ascii_uppercase() {
-            Class::Upper
-        } else if b.is_ascii_lowercase() {
-            Class::Lower
-        } else {
-            Class::Other
-        }
-    };
-    (1..word.len()).filter(move |&i| {
-        let a = word.get(i - 1).map_or(Class::Other, |&b| class(b));
-        let b = word.get(i).map_or(Class::Other, |&b| class(b));
-        let after_b = word.get(i + 1).map(|&b| class(b));
-        match (a, b) {
-            (Class::Lower, Class::Upper) => true,
-            (Class::Upper, Class::Upper) => after_b == Some(Class::Lower),
-            (Class::Digit, Class::Digit) => false,
-            (Class::Digit, _) | (_, Class::Digit) => true,
-            _ => false,
-        }
-    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -217,6 +281,196 @@ fn word_parts(word: &str) -> Vec<&str> {
     }
     parts.extend(word.get(start..).filter(|part| !part.is_empty()));
     parts
+}
+
+/// The distinct tokens of `text` with their counts (saturating), sorted by bytes: the
+/// terms of `DocTerms::from_text`.
+///
+/// Each token is hashed once and looked up in an open-addressing table of small slots
+/// that hold its first bytes and its count, so that most lookups read one slot; the bytes
+/// of distinct tokens go into one arena, and only the distinct terms become `String`s, at
+/// the end.
+pub(crate) fn counted_terms(text: &str) -> Vec<(String, u32)> {
+    let mut table = TermTable::for_text(text.len());
+    for_each_token(text, |token| table.count(token));
+    table.into_sorted_terms()
+}
+
+/// A distinct token's first bytes and count, or an empty slot (`term == 0`).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    /// `head(token)`: the whole token when it is shorter than 8 bytes.
+    head: u64,
+    /// `1 +` the index of the token in `TermTable::terms`.
+    term: usize,
+    count: u32,
+}
+
+/// A distinct token: `arena[start..start + len]`.
+struct Term {
+    /// To place the token again when the table grows.
+    hash: u64,
+    /// `head(token)`, the first key of the final sort.
+    head: u64,
+    start: usize,
+    len: usize,
+}
+
+struct TermTable {
+    /// Random per table, so that no text makes many tokens collide.
+    seeds: [u64; 2],
+    /// For tokens longer than 16 bytes.
+    hasher: foldhash::fast::RandomState,
+    /// A power of two long, and at least twice `terms.len()`, so that every probe ends at
+    /// an empty slot.
+    slots: Vec<Slot>,
+    /// In order of first occurrence.
+    terms: Vec<Term>,
+    arena: String,
+}
+
+impl TermTable {
+    fn for_text(text_bytes: usize) -> TermTable {
+        // About one distinct term per 32 bytes of source text; the table grows if needed.
+        let terms = (text_bytes / 32).max(8);
+        let hasher = foldhash::fast::RandomState::default();
+        TermTable {
+            seeds: [hasher.hash_one(0u8), hasher.hash_one(1u8)],
+            hasher,
+            slots: vec![Slot::default(); (2 * terms).next_power_of_two()],
+            terms: Vec::with_capacity(terms),
+            arena: String::with_capacity(terms * 8),
+        }
+    }
+
+    fn count(&mut self, token: &str) {
+        let bytes = token.as_bytes();
+        let head = head(bytes);
+        let hash = self.hash(bytes, head);
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        while let Some(slot) = self.slots.get_mut(at) {
+            if slot.term == 0 {
+                *slot = Slot {
+                    head,
+                    term: self.terms.len() + 1,
+                    count: 1,
+                };
+                self.terms.push(Term {
+                    hash,
+                    head,
+                    start: self.arena.len(),
+                    len: bytes.len(),
+                });
+                self.arena.push_str(token);
+                if 2 * self.terms.len() > self.slots.len() {
+                    self.grow();
+                }
+                return;
+            }
+            // Equal heads mean equal tokens below 8 bytes (no token has a 0 byte).
+            if slot.head == head
+                && (bytes.len() < 8
+                    || self.terms.get(slot.term - 1).is_some_and(|term| {
+                        term.len == bytes.len()
+                            && tail(&self.arena, term) == bytes.get(8..).unwrap_or_default()
+                    }))
+            {
+                slot.count = slot.count.saturating_add(1);
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// A hash of `bytes`, whose first 8 bytes are `head`: one folded multiply of all the
+    /// bytes of a token of at most 16 bytes (most tokens), else foldhash.
+    fn hash(&self, bytes: &[u8], head: u64) -> u64 {
+        let [seed, length_seed] = self.seeds;
+        let rest = match bytes.len() {
+            0..=8 => bytes.len() as u64 ^ length_seed,
+            9..=16 => tail_word(bytes) ^ length_seed,
+            _ => return self.hasher.hash_one(bytes),
+        };
+        let product = u128::from(head ^ seed) * u128::from(rest);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+
+    fn grow(&mut self) {
+        let mut slots = vec![Slot::default(); 2 * self.slots.len()];
+        let mask = slots.len() - 1;
+        for slot in self.slots.iter().filter(|slot| slot.term != 0) {
+            let hash = self.terms.get(slot.term - 1).map_or(0, |term| term.hash);
+            let mut at = hash as usize & mask;
+            while let Some(free) = slots.get_mut(at) {
+                if free.term == 0 {
+                    *free = *slot;
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        self.slots = slots;
+    }
+
+    fn into_sorted_terms(self) -> Vec<(String, u32)> {
+        let mut counts = vec![0; self.terms.len()];
+        for slot in self.slots.iter().filter(|slot| slot.term != 0) {
+            if let Some(count) = counts.get_mut(slot.term - 1) {
+                *count = slot.count;
+            }
+        }
+        let mut terms: Vec<(&Term, u32)> = self.terms.iter().zip(counts).collect();
+        terms.sort_unstable_by(|(a, _), (b, _)| {
+            (a.head.cmp(&b.head)).then_with(|| tail(&self.arena, a).cmp(tail(&self.arena, b)))
+        });
+        terms
+            .into_iter()
+            .map(|(term, count)| {
+                let token = self.arena.get(term.start..term.start + term.len);
+                (token.unwrap_or_default().to_owned(), count)
+            })
+            .collect()
+    }
+}
+
+/// The first 8 bytes of `bytes`, big-endian, zero-padded. Built from (overlapping)
+/// loads of the slice, not through a buffer in memory, whose byte-wise writes would stall
+/// the 8-byte read that follows them.
+fn head(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    if let Some(first) = bytes.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
+    // The byte at index i goes to bits 56 - 8 i; an overlap ORs a byte with itself.
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        let first = u64::from(u32::from_be_bytes(*first)) << 32;
+        return first | u64::from(u32::from_be_bytes(*last)) << (8 * (8 - len));
+    }
+    match (bytes.first(), bytes.get(len / 2), bytes.last()) {
+        (Some(&first), Some(&middle), Some(&last)) => {
+            u64::from(first) << 56
+                | u64::from(middle) << (56 - 8 * (len / 2))
+                | u64::from(last) << (56 - 8 * (len - 1))
+        }
+        _ => 0,
+    }
+}
+
+/// The last 8 bytes of `bytes` (at least 8 long).
+fn tail_word(bytes: &[u8]) -> u64 {
+    bytes
+        .last_chunk::<8>()
+        .map_or(0, |last| u64::from_le_bytes(*last))
+}
+
+/// The bytes of the term after the first 8.
+fn tail<'a>(arena: &'a str, term: &Term) -> &'a [u8] {
+    let end = term.start + term.len;
+    arena
+        .as_bytes()
+        .get(term.start + 8..end)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
