@@ -14,6 +14,7 @@ pub mod overlay;
 pub mod posting;
 pub mod search;
 pub mod segment;
+mod term_counts;
 pub mod tokenizer;
 pub mod topk;
 pub mod view;
@@ -32,7 +33,7 @@ impl DocTerms {
     /// few per document).
     pub fn from_text(text: &str) -> DocTerms {
         DocTerms {
-            terms: tokenizer::counted_terms(text),
+            terms: term_counts::counted_terms(text),
         }
     }
 
