@@ -183,6 +183,12 @@ impl StorageFile for FsFile {
         Ok(end)
     }
 
+    fn punch_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        fallocate(&self.0, flags, offset, len).map_err(io::Error::from)
+    }
+
     fn is_unlinked(&self) -> io::Result<bool> {
         Ok(self.0.metadata()?.nlink() == 0)
     }

@@ -106,6 +106,14 @@ pub trait StorageFile: Send + Sync + Debug {
     fn data_len(&self) -> io::Result<u64> {
         self.len()
     }
+    /// Gives back the blocks of `offset..offset + len` that hold only zeros, so that they
+    /// are a hole again (`fallocate(PUNCH_HOLE | KEEP_SIZE)`): the same bytes to a reader,
+    /// but [`StorageFile::data_len`] stops before them. The caller passes a range known to
+    /// be zeros; a crash before or after changes nothing a reader sees. Best effort (the
+    /// default does nothing).
+    fn punch_zeros(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// Whether the file has no directory entry any more (link count 0).
     fn is_unlinked(&self) -> io::Result<bool>;
 }

@@ -341,6 +341,9 @@ impl Store {
             let _ = handle.join();
         }
         self.inner.discard_spare();
+        if !self.inner.read_only {
+            self.inner.punch_unused_tail();
+        }
     }
 }
 
