@@ -193,3 +193,24 @@ fn a_failed_spare_fdatasync_poisons_the_store() {
     let reopened = options(&backend).open(&backend.dir).expect("reopen");
     assert_eq!(dump(&reopened), before, "the acknowledged commit survives");
 }
+
+#[test]
+fn verify_counts_a_live_writers_spare_as_work_in_progress_and_a_dead_ones_as_stray() {
+    let backend = Backend::fs();
+    let store = options(&backend).open(&backend.dir).expect("open");
+    commit_step(&store, 1);
+    assert!(has_spare(&backend));
+    let live = walstore::verify(backend.storage.as_ref(), &backend.dir).expect("verify");
+    assert!(live.problems.is_empty(), "{:?}", live.problems);
+    drop(store);
+    // What a crash would leave: the spare, and no writer.
+    backend.write(SPARE, &[0u8; 4096]);
+    let dead = walstore::verify(backend.storage.as_ref(), &backend.dir).expect("verify");
+    assert!(
+        dead.problems
+            .iter()
+            .any(|p| p.kind == walstore::verify::ProblemKind::StrayTemp && p.file.ends_with(SPARE)),
+        "{:?}",
+        dead.problems
+    );
+}

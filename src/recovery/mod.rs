@@ -170,15 +170,17 @@ impl Ctx<'_> {
     }
 
     /// Case 1.
+    /// Case 1. Best effort: nothing ever reads a temporary, so one that cannot be
+    /// removed (a failing disk) stays, listed in `temps_found`, and the open goes on.
     fn remove_temps(&mut self, listing: &DirListing) -> Result<()> {
         for name in &listing.temps {
             let path = self.path(name);
-            self.storage
-                .remove_file(&path)
-                .map_err(|e| Error::io("remove", &path, e))?;
-            self.report.temps_removed.push(path);
+            match self.storage.remove_file(&path) {
+                Ok(()) => self.report.temps_removed.push(path),
+                Err(_) => self.report.temps_found.push(path),
+            }
         }
-        if !listing.temps.is_empty() {
+        if !self.report.temps_removed.is_empty() {
             self.sync_dir()?;
         }
         Ok(())

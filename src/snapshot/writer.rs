@@ -14,30 +14,12 @@ use crate::storage::{Storage, StorageFile};
 /// Bytes buffered before a write call.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// Lets a snapshot's write-back yield to foreground commits (`store/pacing.rs`).
-pub(crate) trait Pacer: Sync {
-    /// Whether commits are active, so that what was written should be synced in small
-    /// steps, each when no commit is syncing.
-    fn should_pace(&self) -> bool;
-    /// Waits (a bounded time) until no commit is syncing.
-    fn wait_turn(&self);
-}
-
-/// Bytes of snapshot written between paced syncs while commits are active: a commit's
-/// `fdatasync` then waits behind at most this much of the snapshot's write-back.
-const PACE_STEP_BYTES: u64 = 256 * 1024;
-
 /// Streams a snapshot into a file.
 struct BlockWriter<'a> {
     file: &'a dyn StorageFile,
     path: &'a Path,
     buffer: Vec<u8>,
     flushed: u64,
-    pacer: Option<&'a dyn Pacer>,
-    /// Offset up to which the file was synced by pacing.
-    paced_to: u64,
-    /// Set when a paced `fdatasync` failed (the caller must poison, as for the last one).
-    sync_failed: &'a std::cell::Cell<bool>,
 }
 
 impl BlockWriter<'_> {
@@ -47,18 +29,10 @@ impl BlockWriter<'_> {
 
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
         self.buffer.extend_from_slice(bytes);
-        if self.flush_is_due() {
+        if self.buffer.len() >= WRITE_BUFFER_BYTES {
             self.flush()?;
         }
         Ok(())
-    }
-
-    /// Whether the buffer is full: a pace step while commits are active, else
-    /// [`WRITE_BUFFER_BYTES`].
-    fn flush_is_due(&self) -> bool {
-        let len = self.buffer.len() as u64;
-        len >= WRITE_BUFFER_BYTES as u64
-            || (len >= PACE_STEP_BYTES && self.pacer.is_some_and(|p| p.should_pace()))
     }
 
     /// Appends a block body and its checksum; returns the body's offset.
@@ -70,19 +44,16 @@ impl BlockWriter<'_> {
     }
 
     /// Appends bytes that are already framed; a long run is written straight from
-    /// `bytes` (no copy through the buffer), in pieces when paced.
+    /// `bytes` (no copy through the buffer).
     fn push_raw(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.len() < RAW_DIRECT_BYTES {
             return self.push(bytes);
         }
         self.flush()?;
-        for piece in bytes.chunks(PACE_STEP_BYTES as usize) {
-            self.file
-                .write_all_at(piece, self.flushed)
-                .map_err(|e| Error::io("write", self.path, e))?;
-            self.flushed += piece.len() as u64;
-            self.pace()?;
-        }
+        self.file
+            .write_all_at(bytes, self.flushed)
+            .map_err(|e| Error::io("write", self.path, e))?;
+        self.flushed += bytes.len() as u64;
         Ok(())
     }
 
@@ -95,25 +66,6 @@ impl BlockWriter<'_> {
             .map_err(|e| Error::io("write", self.path, e))?;
         self.flushed += self.buffer.len() as u64;
         self.buffer.clear();
-        self.pace()
-    }
-
-    /// While commits are active, syncs what was written in steps, each when no commit
-    /// is syncing: the write-back then reaches the disk a step at a time, interleaved
-    /// with the commits' `fdatasync`s, instead of all at once at the final sync.
-    fn pace(&mut self) -> Result<()> {
-        let Some(pacer) = self.pacer else {
-            return Ok(());
-        };
-        if self.flushed - self.paced_to < PACE_STEP_BYTES || !pacer.should_pace() {
-            return Ok(());
-        }
-        pacer.wait_turn();
-        self.file.sync_data().map_err(|e| {
-            self.sync_failed.set(true);
-            Error::io("fdatasync", self.path, e)
-        })?;
-        self.paced_to = self.flushed;
         Ok(())
     }
 }
@@ -208,7 +160,7 @@ impl<'a> Builder<'a> {
             first_key: std::mem::take(&mut self.block_first_key),
         });
         self.block_entries = 0;
-        if self.out.flush_is_due() {
+        if self.out.buffer.len() >= WRITE_BUFFER_BYTES {
             self.out.flush()?;
         }
         Ok(())
@@ -346,7 +298,6 @@ where
             }
             Ok(())
         },
-        None,
         &mut false,
     )
 }
@@ -355,40 +306,26 @@ where
 /// temporary file is removed (best effort) and nothing is renamed. Sets `sync_failed`
 /// when the failure was the file's `fdatasync` or the directory's `fsync`: what they
 /// covered may never reach the disk, and a later sync would not tell (fsyncgate), so the
-/// caller must not go on as if nothing happened. A `pacer` makes the write-back yield
-/// to commits ([`Pacer`]).
+/// caller must not go on as if nothing happened.
 pub(crate) fn write_with(
     storage: &dyn Storage,
     dir: &Path,
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
-    pacer: Option<&dyn Pacer>,
     sync_failed: &mut bool,
 ) -> Result<Written> {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
     let file = crate::storage::create_temp(storage, &tmp)?;
-    let paced_sync_failed = std::cell::Cell::new(false);
-    let result = write_body(
-        file.as_ref(),
-        &tmp,
-        store_id,
-        lsn,
-        fill,
-        pacer,
-        &paced_sync_failed,
-    )
-    .and_then(|(entries, bytes)| {
-        file.sync_data().map_err(|e| {
-            *sync_failed = true;
-            Error::io("fdatasync", &tmp, e)
-        })?;
-        Ok((entries, bytes))
-    });
-    if paced_sync_failed.get() {
-        *sync_failed = true;
-    }
+    let result =
+        write_body(file.as_ref(), &tmp, store_id, lsn, fill).and_then(|(entries, bytes)| {
+            file.sync_data().map_err(|e| {
+                *sync_failed = true;
+                Error::io("fdatasync", &tmp, e)
+            })?;
+            Ok((entries, bytes))
+        });
     drop(file);
     let (entries, bytes) = match result {
         Ok(done) => done,
@@ -418,17 +355,12 @@ fn write_body(
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
-    pacer: Option<&dyn Pacer>,
-    sync_failed: &std::cell::Cell<bool>,
 ) -> Result<(u64, u64)> {
     let mut out = BlockWriter {
         file,
         path,
         buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 2 * BLOCK_BYTES_TARGET),
         flushed: 0,
-        pacer,
-        paced_to: 0,
-        sync_failed,
     };
     out.push(
         &FileHeader {

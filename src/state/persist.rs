@@ -223,7 +223,6 @@ mod tests {
                 [7u8; 16],
                 lsn,
                 &mut |out| version.write_snapshot(out),
-                None,
                 &mut false,
             )
         } else {
@@ -299,71 +298,5 @@ mod tests {
             .expect("valid snapshot");
             assert!(check.entry_count() > 0);
         }
-    }
-
-    /// Paces at every step and counts the turns it was asked for.
-    #[derive(Default)]
-    struct AlwaysPace(std::sync::atomic::AtomicU64);
-
-    impl writer::Pacer for AlwaysPace {
-        fn should_pace(&self) -> bool {
-            true
-        }
-
-        fn wait_turn(&self) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    #[test]
-    fn paced_writes_sync_in_steps_give_the_same_bytes_and_a_failed_step_poisons() {
-        use crate::storage::sim::{CallKind, Fault, FaultKind};
-        let storage = SimStorage::new(3);
-        let dir = Path::new("/store");
-        crate::storage::Storage::create_dir_all(&storage, dir).expect("dir");
-        let mut rng = Rng(7);
-        let mut version = Version::default();
-        for i in 0..20_000 {
-            version.set(key(i), Some(value(&mut rng)));
-        }
-        let unpaced = write(&storage, dir, 1, &version, true);
-        let syncs_before = storage.sync_calls();
-        let pacer = AlwaysPace::default();
-        let paced = |sync_failed: &mut bool| {
-            writer::write_with(
-                &storage,
-                dir,
-                [7u8; 16],
-                1,
-                &mut |out| version.write_snapshot(out),
-                Some(&pacer),
-                sync_failed,
-            )
-        };
-        let written = paced(&mut false).expect("paced write");
-        let bytes = storage.read_file(&written.path).expect("written file");
-        assert!(
-            bytes == unpaced,
-            "pacing changes only when bytes are synced"
-        );
-        let steps = pacer.0.load(std::sync::atomic::Ordering::Relaxed);
-        let syncs = storage.sync_calls() - syncs_before;
-        assert!(
-            steps >= unpaced.len() as u64 / (512 * 1024),
-            "{steps} steps for {} bytes",
-            unpaced.len()
-        );
-        // Each step syncs the file; then the last sync and the directory's.
-        assert_eq!(syncs, steps + 2);
-        // A failed paced sync fails the write and asks the caller to poison.
-        storage.inject(Fault {
-            at_call: 2,
-            kind: FaultKind::Eio,
-            persistent: false,
-            only: Some(CallKind::SyncData),
-        });
-        let mut sync_failed = false;
-        assert!(paced(&mut sync_failed).is_err());
-        assert!(sync_failed, "a failed paced sync is a failed sync");
     }
 }

@@ -81,7 +81,6 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| frozen.write_snapshot(out),
-            Some(&super::CommitPacer(self)),
             &mut sync_failed,
         );
         let installed = written.and_then(|written| {
@@ -245,7 +244,6 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| version.write_snapshot(out),
-            Some(&super::CommitPacer(self)),
             &mut false,
         )?;
         crate::wal::segment::create(

@@ -494,14 +494,8 @@ impl Inner {
         let mut working = log.working.clone();
         let generation = log.working_gen;
         let (written, applied, took) = MutexGuard::unlocked(&mut log, || {
-            if sync {
-                self.note_syncing(true);
-            }
             let (written, applied, took) =
                 self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
-            if sync {
-                self.note_syncing(false);
-            }
             if written.is_ok() {
                 self.publish_head(last);
             }

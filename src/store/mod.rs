@@ -5,7 +5,6 @@ mod commit;
 mod head;
 mod lock;
 mod options;
-mod pacing;
 mod refresh;
 mod spare;
 
@@ -13,7 +12,6 @@ pub use checkpoint::CheckpointReport;
 pub use head::HEAD_FILE;
 pub use lock::{LOCK_FILE, LockHolder, lock_holder, read_holder};
 pub use options::{Durability, Options, RecoveryMode};
-pub(crate) use pacing::CommitPacer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,12 +60,6 @@ pub(crate) struct Inner {
     pub(crate) spare_preparing: Mutex<()>,
     /// First lsn of the last segment a spare was asked for.
     pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
-    /// When the store was opened (the clock of `last_sync_end_micros`).
-    pub(crate) opened_at: std::time::Instant,
-    /// Whether a group is being synced now (`pacing.rs`).
-    pub(crate) syncing: AtomicBool,
-    /// When the last group's sync ended, in µs since `opened_at` (0: never).
-    pub(crate) last_sync_end_micros: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
     pub(crate) head: Option<Box<dyn crate::storage::StorageFile>>,
     _lock: Option<Box<dyn StorageLock>>,
@@ -202,9 +194,6 @@ impl Store {
             spare: Mutex::new(None),
             spare_preparing: Mutex::new(()),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
-            opened_at: std::time::Instant::now(),
-            syncing: AtomicBool::new(false),
-            last_sync_end_micros: std::sync::atomic::AtomicU64::new(0),
             head,
             _lock: lock,
         });

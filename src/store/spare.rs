@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 
 use super::Inner;
 use crate::error::Result;
-use crate::snapshot::writer::Pacer;
 use crate::wal::segment::{self, ActiveSegment};
 use crate::wal::spare::{self, SpareSegment};
 
@@ -88,12 +87,6 @@ impl Inner {
             &self.dir,
             self.options.segment_bytes,
             &mut sync_failed,
-            &|| {
-                let pacer = super::CommitPacer(self);
-                if pacer.should_pace() {
-                    pacer.wait_turn();
-                }
-            },
         );
         match prepared {
             Ok(ready) => {

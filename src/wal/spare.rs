@@ -40,8 +40,7 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(format!("{:0NAME_DIGITS$}{TMP_SUFFIX}", 0))
 }
 
-/// Writes a spare of `size_bytes` zeros and syncs it, calling `wait_turn` before each
-/// chunk (to let commits go first). On failure it removes what it
+/// Writes a spare of `size_bytes` zeros and syncs it. On failure it removes what it
 /// wrote. A failed write (a full disk, say) is harmless: the caller goes on with sparse
 /// segments. A failed `fdatasync` sets `sync_failed`: the caller poisons the store, as for
 /// any failed sync (the disk lost writes; the store does not try its luck again).
@@ -50,7 +49,6 @@ pub fn prepare(
     dir: &Path,
     size_bytes: u64,
     sync_failed: &mut bool,
-    wait_turn: &dyn Fn(),
 ) -> Result<SpareSegment> {
     let path = path(dir);
     let file = crate::storage::create_temp(storage, &path)?;
@@ -61,7 +59,6 @@ pub fn prepare(
             let chunk_bytes = usize::try_from(size_bytes - offset)
                 .map_or(ZERO_CHUNK_BYTES, |left| left.min(ZERO_CHUNK_BYTES));
             let chunk = zeros.get(..chunk_bytes).unwrap_or_default();
-            wait_turn();
             file.write_all_at(chunk, offset)
                 .map_err(|e| Error::io("write", &path, e))?;
             file.sync_data().map_err(|e| {
