@@ -324,3 +324,37 @@ fn raising_the_size_bound_indexes_files_skipped_as_too_big() {
         "the binary file stays skipped without a read: {third}"
     );
 }
+
+/// Files in `store` ending with `suffix`.
+fn count_ending(store: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(store)
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(suffix))
+        .count()
+}
+
+#[test]
+fn an_index_store_keeps_one_snapshot_unless_asked_for_a_fallback() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("project");
+    tree(&src);
+    for (extra, snapshots) in [(&[][..], 1), (&["--keep-fallback"][..], 2)] {
+        let store = tmp.path().join(format!("store{snapshots}"));
+        let store_arg = ["--store", s(&store)];
+        let args: Vec<&str> = store_arg.iter().chain(extra).copied().collect();
+        index(&src, &args);
+        write(&src, "src/new.rs", &format!("fn added{snapshots}() {{}}\n"));
+        index(&src, &args);
+        assert_eq!(
+            count_ending(&store, ".snap"),
+            snapshots,
+            "{extra:?}: two runs that changed files, a checkpoint after each"
+        );
+        assert_eq!(
+            cli_common::dump(&store)["config"]["index.settings"]["keep_fallback"],
+            snapshots == 2
+        );
+        assert_eq!(hits(&store, &format!("added{snapshots}")), ["src/new.rs"]);
+    }
+}

@@ -24,6 +24,7 @@ pub fn run(args: &Args) -> CliResult {
                 create: false,
                 durability: Durability::Immediate,
                 recovery: RecoveryMode::Strict,
+                keep_fallback: true,
             },
         )?;
         let report = store.checkpoint()?;

@@ -93,6 +93,7 @@ pub fn run(args: &Args) -> CliResult {
             create: true,
             durability,
             recovery: RecoveryMode::Strict,
+            keep_fallback: true,
         },
     )?;
     let progress = Progress::bytes(input.size, format!("importing {}", input.name));

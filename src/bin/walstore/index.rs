@@ -27,6 +27,11 @@ pub struct Args {
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Keep the previous snapshot and the WAL since it after each checkpoint, as a
+    /// fallback should the newest snapshot be damaged. Off here: everything an index
+    /// store holds can be rebuilt from SRC, and the fallback doubles its size.
+    #[arg(long)]
+    pub keep_fallback: bool,
 }
 
 /// Runs the command.
@@ -48,6 +53,7 @@ pub fn run(args: &Args) -> CliResult {
             create: true,
             durability: walstore::Durability::Immediate,
             recovery: walstore::RecoveryMode::Strict,
+            keep_fallback: args.keep_fallback,
         },
     )?;
     let settings = Settings {
@@ -55,6 +61,7 @@ pub fn run(args: &Args) -> CliResult {
         max_file_bytes: args.max_file_bytes,
         batch_files: usize::try_from(args.batch_files).unwrap_or(usize::MAX),
         batch_bytes: 16 * 1024 * 1024,
+        keep_fallback: args.keep_fallback,
     };
     let progress = Progress::counter("indexing");
     let mut summary = indexer::run(&store, &settings, &store_dir, &|n| progress.inc(n))?;

@@ -39,6 +39,8 @@ pub struct Settings {
     pub batch_files: usize,
     /// Bytes of text per transaction at most (a batch closes once over it).
     pub batch_bytes: u64,
+    /// Whether checkpoints keep a fallback (`--keep-fallback`).
+    pub keep_fallback: bool,
 }
 
 /// What a run did.

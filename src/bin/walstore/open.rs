@@ -27,6 +27,8 @@ pub struct WriterOptions {
     pub durability: Durability,
     /// What recovery does with mid-log corruption.
     pub recovery: RecoveryMode,
+    /// Whether checkpoints keep the previous snapshot and the WAL since it.
+    pub keep_fallback: bool,
 }
 
 /// Opens `dir` for writing: takes the lock and recovers.
@@ -43,6 +45,7 @@ pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::
         .create(options.create)
         .durability(options.durability)
         .recovery(options.recovery)
+        .keep_fallback(options.keep_fallback)
         .open(dir)
 }
 

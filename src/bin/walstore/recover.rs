@@ -44,6 +44,7 @@ pub fn run(args: &Args) -> CliResult {
                 } else {
                     RecoveryMode::Strict
                 },
+                keep_fallback: true,
             },
         )
         .map_err(|e| with_salvage_hint(e, &args.dir, args.salvage))?;
