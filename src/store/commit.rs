@@ -133,7 +133,7 @@ const GATHER_MAX: Duration = Duration::from_millis(2);
 /// leader writes and syncs it.
 const PARALLEL_APPLY_OPS: usize = 512;
 /// A group with fewer ops but at least this much work ([`apply_weight`]: postings of
-/// indexed documents, about ten 5 KB documents) is applied on a second thread too. One
+/// indexed documents, about ten 5 KB documents) is applied on other threads too. One
 /// document is not: applying it (~20 µs) costs about what starting a thread does.
 const PARALLEL_APPLY_WEIGHT: usize = 8192;
 
@@ -592,26 +592,9 @@ impl Inner {
             (written, started.elapsed())
         };
         let ops: usize = queued.iter().map(|q| q.ops.len()).sum();
-        if plan.sync && ops < PARALLEL_APPLY_OPS && apply_weight(queued) >= PARALLEL_APPLY_WEIGHT {
-            // Few ops, but heavy ones (indexed documents): one thread applies them while
-            // this one writes and syncs.
-            let parallel = std::thread::scope(|scope| {
-                let working = &mut *working;
-                let applier = std::thread::Builder::new()
-                    .name("walstore-apply".into())
-                    .spawn_scoped(scope, move || apply(working, queued))
-                    .ok()?;
-                let (written, took) = timed_write(segment);
-                let applied = applier.join().unwrap_or_else(|_| {
-                    Err(Error::Conversion("applying a transaction panicked".into()))
-                });
-                Some((written, applied, took))
-            });
-            if let Some(done) = parallel {
-                return done;
-            }
-        }
-        if plan.sync && ops >= PARALLEL_APPLY_OPS {
+        // Many ops, or few heavy ones (indexed documents): applied on other threads.
+        if plan.sync && (ops >= PARALLEL_APPLY_OPS || apply_weight(queued) >= PARALLEL_APPLY_WEIGHT)
+        {
             let parallel = std::thread::scope(|scope| {
                 let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_CHUNKS);
                 let working = &mut *working;
