@@ -2,8 +2,12 @@
 //!
 //! 1. A committer frames its record under the log mutex (taking the next lsn) and queues
 //!    it with a [`Waiter`] of its own.
-//! 2. If no leader is active, it becomes the leader. Otherwise it parks until the leader
-//!    of its group wakes it with the outcome, or hands it the leadership (below).
+//! 2. If no leader is active, it becomes the leader. Otherwise it waits until the leader
+//!    of its group gives it the outcome, or hands it the leadership (below): yielding
+//!    the CPU for up to 250 µs, then parked. Waking a parked thread costs 30–45 µs on a
+//!    VM, and a group's cycle is about one `fdatasync`, so most waits end while yielding
+//!    (measured: 4 threads ×2.37 → ×2.73 one thread's commits/s, 16 threads ×5.89 →
+//!    ×8.21); the price is CPU spent yielding while waiting.
 //! 3. The leader first *gathers*: if fewer commits are queued than took part in the last
 //!    cycle (the previous group plus those queued while it was synced), it waits for them,
 //!    at most half a recent `fdatasync`. Without this, committers released by one sync
@@ -169,6 +173,10 @@ pub(crate) struct Waiter {
     state: AtomicU8,
 }
 
+/// How long a committer waits by yielding before it parks: a parked thread's wake-up
+/// costs 30–45 µs on a VM (an IPI to a halted vCPU).
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(250);
+
 /// Queued, not yet decided.
 const WAITING: u8 = 0;
 /// Written (and synced if asked), applied and published.
@@ -192,6 +200,14 @@ impl Waiter {
 
     /// Parks until the state is no longer `WAITING`, and returns it.
     fn wait(&self) -> u8 {
+        let spin_until = Instant::now() + SPIN_BEFORE_PARK;
+        while Instant::now() < spin_until {
+            let state = self.state.load(Ordering::Acquire);
+            if state != WAITING {
+                return state;
+            }
+            std::thread::yield_now();
+        }
         loop {
             let state = self.state.load(Ordering::Acquire);
             if state != WAITING {
