@@ -54,10 +54,8 @@ pub(crate) struct Inner {
     pub(crate) checkpoint_lock: Mutex<()>,
     pub(crate) background: Mutex<Background>,
     pub(crate) background_cond: Condvar,
-    /// A zeroed segment file ready to become the next segment (`spare.rs`).
-    pub(crate) spare: Mutex<Option<crate::wal::spare::SpareSegment>>,
-    /// Held while a spare is being prepared.
-    pub(crate) spare_preparing: Mutex<()>,
+    /// The spare segment's state (`spare.rs`).
+    pub(crate) spare: Mutex<spare::SpareSlot>,
     /// First lsn of the last segment a spare was asked for.
     pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
@@ -191,8 +189,7 @@ impl Store {
             checkpoint_lock: Mutex::new(()),
             background: Mutex::new(Background::default()),
             background_cond: Condvar::new(),
-            spare: Mutex::new(None),
-            spare_preparing: Mutex::new(()),
+            spare: Mutex::new(spare::SpareSlot::Empty),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             _lock: lock,

@@ -16,37 +16,58 @@ use crate::error::Result;
 use crate::wal::segment::{self, ActiveSegment};
 use crate::wal::spare::{self, SpareSegment};
 
-impl Inner {
-    /// Whether a spare of the configured size is ready.
-    pub(crate) fn spare_ready(&self) -> bool {
-        self.spare.lock().is_some()
-    }
+/// Where the spare is. One file name serves every spare, so preparing one and turning
+/// one into a segment must never overlap: `create_temp` removes a file of that name, and
+/// a rename would move whatever file has it.
+#[derive(Debug)]
+pub(crate) enum SpareSlot {
+    /// None, and none being made.
+    Empty,
+    /// Being written by `prepare_spare`.
+    Preparing,
+    /// Ready to be taken.
+    Ready(SpareSegment),
+    /// Being turned into a segment by `next_segment`.
+    Taken,
+}
 
+impl Inner {
     /// Creates the segment whose first record has `first_lsn`, from the spare if one is
     /// ready (then asks for the next spare).
     pub(crate) fn next_segment(&self, first_lsn: u64) -> Result<ActiveSegment> {
-        let spare = self.spare.lock().take();
-        match spare {
-            Some(spare) => {
-                let created = segment::create_from(
-                    self.storage.as_ref(),
-                    &self.dir,
-                    self.store_id,
-                    first_lsn,
-                    spare,
-                );
-                // Only now: the next spare is written under the same temporary name.
-                self.want_spare();
-                created
+        let taken = {
+            let mut slot = self.spare.lock();
+            match std::mem::replace(&mut *slot, SpareSlot::Empty) {
+                SpareSlot::Ready(spare) => {
+                    *slot = SpareSlot::Taken;
+                    Some(spare)
+                }
+                other => {
+                    *slot = other;
+                    None
+                }
             }
-            None => segment::create(
+        };
+        let Some(spare) = taken else {
+            return segment::create(
                 self.storage.as_ref(),
                 &self.dir,
                 self.store_id,
                 first_lsn,
                 self.options.segment_bytes,
-            ),
-        }
+            );
+        };
+        let created = segment::create_from(
+            self.storage.as_ref(),
+            &self.dir,
+            self.store_id,
+            first_lsn,
+            spare,
+        );
+        // Only now may the next spare be written under the same name.
+        *self.spare.lock() = SpareSlot::Empty;
+        self.want_spare();
+        created
     }
 
     /// After a group was written into `active`: asks for a spare, once per segment (so a
@@ -75,11 +96,15 @@ impl Inner {
     /// into sparse segments, and the next rotation asks again); a failed `fdatasync`
     /// poisons the store.
     pub(crate) fn prepare_spare(&self) {
-        let Some(_preparing) = self.spare_preparing.try_lock() else {
+        if self.read_only || self.poisoned.load(Ordering::Acquire) {
             return;
-        };
-        if self.read_only || self.spare_ready() || self.poisoned.load(Ordering::Acquire) {
-            return;
+        }
+        {
+            let mut slot = self.spare.lock();
+            if !matches!(*slot, SpareSlot::Empty) {
+                return;
+            }
+            *slot = SpareSlot::Preparing;
         }
         let mut sync_failed = false;
         let prepared = spare::prepare(
@@ -88,14 +113,12 @@ impl Inner {
             self.options.segment_bytes,
             &mut sync_failed,
         );
+        let mut slot = self.spare.lock();
+        *slot = SpareSlot::Empty;
         match prepared {
-            Ok(ready) => {
-                let unused = self.spare.lock().replace(ready);
-                if let Some(unused) = unused {
-                    spare::discard(self.storage.as_ref(), unused);
-                }
-            }
+            Ok(ready) => *slot = SpareSlot::Ready(ready),
             Err(error) if sync_failed => {
+                drop(slot);
                 let mut log = self.log.lock();
                 let last = log.written_lsn;
                 self.poison(&mut log, &error, last);
@@ -125,10 +148,10 @@ impl Inner {
         }
     }
 
-    /// Removes an unused spare (the store is closing).
+    /// Removes an unused spare (the store is closing, its background thread stopped).
     pub(crate) fn discard_spare(&self) {
-        let unused: Option<SpareSegment> = self.spare.lock().take();
-        if let Some(unused) = unused {
+        let mut slot = self.spare.lock();
+        if let SpareSlot::Ready(unused) = std::mem::replace(&mut *slot, SpareSlot::Empty) {
             spare::discard(self.storage.as_ref(), unused);
         }
     }
