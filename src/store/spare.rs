@@ -156,3 +156,45 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SpareSlot;
+    use crate::storage::SimStorage;
+    use crate::{Store, Value};
+
+    #[test]
+    fn no_spare_is_prepared_while_another_is_being_made_a_segment() {
+        let sim = SimStorage::new(1);
+        let store = Store::options()
+            .storage(Arc::new(sim.clone()))
+            .segment_bytes(16 * 1024)
+            .background_checkpoints(false)
+            .open("/store")
+            .expect("open");
+        let mut txn = store.begin_write();
+        txn.set_config("k", Value::from(1u64));
+        txn.commit().expect("commit");
+        let inner = &store.inner;
+        let taken = match std::mem::replace(&mut *inner.spare.lock(), SpareSlot::Taken) {
+            SpareSlot::Ready(spare) => spare,
+            other => panic!("the commit prepared a spare: {other:?}"),
+        };
+        let calls = sim.calls();
+        inner.prepare_spare();
+        assert_eq!(sim.calls(), calls, "no I/O while a spare is taken");
+        assert!(
+            sim.read_file(&taken.path).is_some(),
+            "the taken spare is intact"
+        );
+        *inner.spare.lock() = SpareSlot::Preparing;
+        assert!(inner.next_segment(2).is_ok());
+        assert!(
+            sim.read_file(&taken.path).is_some(),
+            "a rotation does not take a spare being prepared (it made a sparse segment)"
+        );
+        *inner.spare.lock() = SpareSlot::Ready(taken);
+    }
+}
