@@ -108,13 +108,17 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
         dir: dir.to_path_buf(),
         ..VerifyReport::default()
     };
-    // While a writer holds the lock, its temporaries are work in progress (the spare
-    // segment almost always; a checkpoint's or a rotation's file now and then), not
-    // leftovers of a crash.
+    // While a writer holds the lock, its spare segment is work in progress, not a
+    // leftover of a crash.
     let writer_live = storage
         .is_locked(&dir.join(crate::store::LOCK_FILE))
         .unwrap_or(false);
-    for name in listing.temps.iter().filter(|_| !writer_live) {
+    let spare = crate::wal::spare::path(dir);
+    for name in listing
+        .temps
+        .iter()
+        .filter(|name| !(writer_live && dir.join(name) == spare))
+    {
         report.problems.push(Problem {
             kind: ProblemKind::StrayTemp,
             file: dir.join(name),

@@ -214,3 +214,34 @@ fn verify_counts_a_live_writers_spare_as_work_in_progress_and_a_dead_ones_as_str
         dead.problems
     );
 }
+
+#[test]
+fn no_spare_is_made_on_a_nearly_full_disk() {
+    let backend = Backend::sim(14);
+    let sim = backend.sim.clone().expect("sim");
+    sim.set_available_bytes(Some(3 * SEGMENT_BYTES));
+    let store = options(&backend).open(&backend.dir).expect("open");
+    let next = commit_until_rotated(&backend, &store, 1);
+    assert!(
+        !has_spare(&backend),
+        "a spare would take blocks the log needs"
+    );
+    assert!(!store.is_poisoned());
+    // Room again: the segment the rotation made asks for a spare, and gets one.
+    sim.set_available_bytes(None);
+    let next = commit_until_rotated_again(&backend, &store, next);
+    commit_step(&store, next);
+    assert!(has_spare(&backend));
+}
+
+/// Commits until one more segment exists than now; returns the next step.
+fn commit_until_rotated_again(backend: &Backend, store: &Store, from: u64) -> u64 {
+    let segments = backend.names_ending(".wal").len();
+    let mut i = from;
+    while backend.names_ending(".wal").len() == segments {
+        commit_step(store, i);
+        i += 1;
+        assert!(i < from + 1000, "no rotation after 1000 commits");
+    }
+    i
+}

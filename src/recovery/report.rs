@@ -27,7 +27,9 @@ pub struct RecoveryReport {
     pub bytes_truncated: u64,
     /// The store's own temporary files removed.
     pub temps_removed: Vec<PathBuf>,
-    /// The store's own temporary files seen by a read-only open (not removed).
+    /// The store's own temporary files seen by a read-only open (not removed), or that a
+    /// writer's open could not remove (a failing disk): a later rotation or checkpoint
+    /// that needs the same name then fails.
     pub temps_found: Vec<PathBuf>,
     /// Snapshots skipped, and why.
     pub fallbacks: Vec<String>,

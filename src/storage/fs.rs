@@ -55,6 +55,11 @@ impl Storage for FsStorage {
         File::open(dir)?.sync_all()
     }
 
+    fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
+        let stats = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
     fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
         let metadata = std::fs::metadata(dir)?;
         Ok((metadata.dev(), metadata.ino()))

@@ -79,6 +79,11 @@ pub trait Storage: Send + Sync + Debug {
     /// Whether someone holds the lock on `path`, found without creating or writing
     /// anything (`false` when the file does not exist).
     fn is_locked(&self, path: &Path) -> io::Result<bool>;
+    /// Bytes an unprivileged writer may still allocate on the file system holding `dir`
+    /// (`statvfs`: available blocks × fragment size). The default: unbounded.
+    fn available_bytes(&self, _dir: &Path) -> io::Result<u64> {
+        Ok(u64::MAX)
+    }
 }
 
 /// An open file.

@@ -504,6 +504,8 @@ struct State {
     faults: Vec<Armed>,
     /// Set by a persistent fault that fired: mutating calls fail with it.
     failing: Option<FaultKind>,
+    /// What `available_bytes` reports (`None`: unbounded).
+    available_bytes: Option<u64>,
 }
 
 impl State {
@@ -523,6 +525,7 @@ impl State {
             sync_calls: 0,
             faults: Vec::new(),
             failing: None,
+            available_bytes: None,
         };
         state.make_dirs(Path::new("/"));
         state
@@ -888,6 +891,12 @@ impl SimStorage {
         }
     }
 
+    /// Makes `available_bytes` report `bytes` (`None`: unbounded). Writes are not limited
+    /// by it: inject `Enospc` faults for that.
+    pub fn set_available_bytes(&self, bytes: Option<u64>) {
+        self.state.lock().available_bytes = bytes;
+    }
+
     /// Simulates a crash (see [`CrashMode`]); every handle and lock guard made before it
     /// fails from now on, and every lock is released. Armed faults stay armed.
     pub fn crash(&self, mode: CrashMode) {
@@ -1059,6 +1068,11 @@ impl Storage for SimStorage {
         state.check_dir(dir)?;
         let id = state.dirs.get(dir).copied().ok_or_else(|| os(ENOENT))?;
         Ok((0, id))
+    }
+
+    /// Not a counted call: a query that changes nothing, so fault numbering is unchanged.
+    fn available_bytes(&self, _dir: &Path) -> io::Result<u64> {
+        Ok(self.state.lock().available_bytes.unwrap_or(u64::MAX))
     }
 
     fn is_locked(&self, path: &Path) -> io::Result<bool> {

@@ -135,10 +135,12 @@ impl Inner {
         let result = (|| {
             // A segment is durable before the next one exists (recovery case 7).
             if log.written_lsn > log.durable_lsn {
-                segment
-                    .file
-                    .sync_data()
-                    .map_err(|e| Error::io("fdatasync", &segment.path, e))?;
+                segment.file.sync_data().map_err(|e| {
+                    // As on the commit path: never leave failed bytes for a reopen in
+                    // this boot to replay as durable (fsyncgate).
+                    super::commit::discard_unsynced(segment, log.synced_offset);
+                    Error::io("fdatasync", &segment.path, e)
+                })?;
             }
             self.next_segment(log.written_lsn + 1)
         })();

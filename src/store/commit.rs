@@ -735,7 +735,7 @@ impl Inner {
 /// whose `durable_lsn` claims they are, which a power loss then turns into corruption.
 /// Only never-acknowledged bytes are cut: an `Immediate` commit is acknowledged only after
 /// an fdatasync that covered it succeeded.
-fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
+pub(super) fn discard_unsynced(segment: &ActiveSegment, synced_offset: u64) {
     if synced_offset < segment.write_offset {
         let _ = segment.file.set_len(synced_offset);
     }

@@ -11,6 +11,10 @@
 
 use std::sync::atomic::Ordering;
 
+/// Free space, in segments, below which no spare is prepared (and one being prepared is
+/// given up): the spare's own and three for the log meanwhile.
+const SPARE_ROOM_SEGMENTS: u64 = 4;
+
 use super::Inner;
 use crate::error::Result;
 use crate::wal::segment::{self, ActiveSegment};
@@ -96,7 +100,7 @@ impl Inner {
     /// into sparse segments, and the next rotation asks again); a failed `fdatasync`
     /// poisons the store.
     pub(crate) fn prepare_spare(&self) {
-        if self.read_only || self.poisoned.load(Ordering::Acquire) {
+        if self.read_only || self.poisoned.load(Ordering::Acquire) || !self.room_for_spare() {
             return;
         }
         {
@@ -112,10 +116,14 @@ impl Inner {
             &self.dir,
             self.options.segment_bytes,
             &mut sync_failed,
+            &|| !self.closing() && self.room_for_spare(),
         );
+        let closing = self.closing();
         let mut slot = self.spare.lock();
         *slot = SpareSlot::Empty;
         match prepared {
+            // A store closed meanwhile (a transaction outlived it) keeps no spare.
+            Ok(ready) if closing => spare::discard(self.storage.as_ref(), ready),
             Ok(ready) => *slot = SpareSlot::Ready(ready),
             Err(error) if sync_failed => {
                 drop(slot);
@@ -125,6 +133,24 @@ impl Inner {
             }
             Err(_) => {}
         }
+    }
+
+    /// Whether the disk has room for a spare and still some to spare: it is a speed-up,
+    /// and must never take the blocks a commit needs (on a nearly full disk, commits go
+    /// on into sparse segments until space truly runs out).
+    fn room_for_spare(&self) -> bool {
+        let needed = self
+            .options
+            .segment_bytes
+            .saturating_mul(SPARE_ROOM_SEGMENTS);
+        self.storage
+            .available_bytes(&self.dir)
+            .is_ok_and(|available| available >= needed)
+    }
+
+    /// Whether the store is closing (its background work stopped).
+    fn closing(&self) -> bool {
+        self.background.lock().shutdown
     }
 
     /// On a clean close: turns the zeros after the last record of the active segment

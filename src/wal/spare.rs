@@ -40,7 +40,8 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(format!("{:0NAME_DIGITS$}{TMP_SUFFIX}", 0))
 }
 
-/// Writes a spare of `size_bytes` zeros and syncs it. On failure it removes what it
+/// Writes a spare of `size_bytes` zeros and syncs it, asking `keep_going` before each
+/// chunk (the store is closing, or the disk is getting full: give up). On failure it removes what it
 /// wrote. A failed write (a full disk, say) is harmless: the caller goes on with sparse
 /// segments. A failed `fdatasync` sets `sync_failed`: the caller poisons the store, as for
 /// any failed sync (the disk lost writes; the store does not try its luck again).
@@ -49,6 +50,7 @@ pub fn prepare(
     dir: &Path,
     size_bytes: u64,
     sync_failed: &mut bool,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<SpareSegment> {
     let path = path(dir);
     let file = crate::storage::create_temp(storage, &path)?;
@@ -59,6 +61,9 @@ pub fn prepare(
             let chunk_bytes = usize::try_from(size_bytes - offset)
                 .map_or(ZERO_CHUNK_BYTES, |left| left.min(ZERO_CHUNK_BYTES));
             let chunk = zeros.get(..chunk_bytes).unwrap_or_default();
+            if !keep_going() {
+                return Err(Error::Conversion("spare segment abandoned".into()));
+            }
             file.write_all_at(chunk, offset)
                 .map_err(|e| Error::io("write", &path, e))?;
             file.sync_data().map_err(|e| {
