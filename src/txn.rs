@@ -173,19 +173,8 @@ impl WriteTxn {
         let lsn = self.inner.commit(self.ops, self.durability)?;
         // Without a background thread, its work runs here, after the commit.
         if !self.inner.options.background_thread() {
-            let (spare_wanted, checkpoint) = {
-                let mut background = self.inner.background.lock();
-                (
-                    std::mem::take(&mut background.spare_wanted),
-                    std::mem::take(&mut background.requested),
-                )
-            };
-            if spare_wanted {
-                self.inner.prepare_spare();
-            }
-            if checkpoint {
-                self.inner.checkpoint()?;
-            }
+            let work = self.inner.background.lock().take_work();
+            self.inner.run_work(work)?;
         }
         Ok(lsn)
     }

@@ -205,19 +205,12 @@ impl<'a> Scan<'a> {
                 }
             }
         }
-        self.base_taken = true;
-        let Some(cursor) = &mut self.base else {
-            return Ok(None);
-        };
-        Ok(cursor
-            .peek_entry()?
-            .map(|(key, value)| (key, ValueRef::Borrowed(value))))
+        self.next_base_entry()
     }
-}
 
-impl<'a> Scan<'a> {
-    /// [`Scan::next_entry`] when no overlay holds anything: the snapshot's entries as
-    /// they are (after a checkpoint, the common case of a full scan).
+    /// The base's next entry (moving past the one returned last, if it came from the
+    /// base). All of [`Scan::next_entry`] when no overlay holds anything: the snapshot's
+    /// entries as they are (after a checkpoint, the common case of a full scan).
     fn next_base_entry(&mut self) -> Result<Option<(&[u8], ValueRef<'a>)>> {
         let Scan {
             prefix,

@@ -271,27 +271,20 @@ impl Inner {
 /// checkpoint whenever one is requested.
 pub(crate) fn background_loop(weak: &WeakInner) {
     loop {
-        let (spare_wanted, checkpoint);
         let Some(inner) = weak.upgrade() else {
             return;
         };
-        {
+        let work = {
             let mut background = inner.background.lock();
-            while !background.requested && !background.spare_wanted && !background.shutdown {
+            while !background.has_work() && !background.shutdown {
                 inner.background_cond.wait(&mut background);
             }
             if background.shutdown {
                 return;
             }
-            spare_wanted = std::mem::take(&mut background.spare_wanted);
-            checkpoint = std::mem::take(&mut background.requested);
-        }
-        if spare_wanted {
-            inner.prepare_spare();
-        }
+            background.take_work()
+        };
         // Errors leave the WAL in place; the next request tries again.
-        if checkpoint {
-            let _ = inner.checkpoint();
-        }
+        let _ = inner.run_work(work);
     }
 }

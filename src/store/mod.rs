@@ -63,13 +63,36 @@ pub(crate) struct Inner {
     _lock: Option<Box<dyn StorageLock>>,
 }
 
-/// Requests to the background checkpointer.
+/// Requests to the background thread (or, without one, to the committing thread).
 #[derive(Debug, Default)]
 pub(crate) struct Background {
+    /// A checkpoint is due.
     pub requested: bool,
     /// A spare segment is wanted (`spare.rs`).
     pub spare_wanted: bool,
     pub shutdown: bool,
+}
+
+/// The requests taken from [`Background`] at once, to run without its lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Work {
+    spare: bool,
+    checkpoint: bool,
+}
+
+impl Background {
+    /// Whether anything is requested.
+    pub(crate) fn has_work(&self) -> bool {
+        self.requested || self.spare_wanted
+    }
+
+    /// Takes every request.
+    pub(crate) fn take_work(&mut self) -> Work {
+        Work {
+            spare: std::mem::take(&mut self.spare_wanted),
+            checkpoint: std::mem::take(&mut self.requested),
+        }
+    }
 }
 
 impl Store {
@@ -343,6 +366,18 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// Runs taken requests: the spare first (a rotation may wait for it), then the
+    /// checkpoint, whose error is returned.
+    pub(crate) fn run_work(&self, work: Work) -> Result<()> {
+        if work.spare {
+            self.prepare_spare();
+        }
+        if work.checkpoint {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
     /// Wakes the background checkpointer (or notes the request when there is none).
     pub(crate) fn request_checkpoint(&self) {
         self.background.lock().requested = true;

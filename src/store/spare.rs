@@ -79,7 +79,7 @@ impl Inner {
     pub(crate) fn want_spare_for(&self, active: &ActiveSegment) {
         if self
             .spare_asked_for
-            .swap(active.first_lsn, std::sync::atomic::Ordering::Relaxed)
+            .swap(active.first_lsn, Ordering::Relaxed)
             != active.first_lsn
         {
             self.want_spare();
