@@ -374,10 +374,14 @@ fn check_lock_write_info(env: &Env) {
     assert_eq!(env.contents("LOCK"), b"pid 1234, a long line");
     guard.write_info(b"pid 5").unwrap();
     assert_eq!(env.contents("LOCK"), b"pid 5");
+    guard.write_info(b"pid 67").unwrap();
+    assert_eq!(env.contents("LOCK"), b"pid 67");
+    guard.write_info(b"pid 8").unwrap();
+    assert_eq!(env.contents("LOCK"), b"pid 8");
     drop(guard);
     // Taking the lock keeps what the file holds.
     let _guard = env.storage.try_lock(&path).unwrap().unwrap();
-    assert_eq!(env.contents("LOCK"), b"pid 5");
+    assert_eq!(env.contents("LOCK"), b"pid 8");
 }
 
 fn check_map(env: &Env) {

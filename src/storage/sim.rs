@@ -778,11 +778,13 @@ impl State {
     fn write_info(&mut self, ino: u64, info: &[u8]) -> io::Result<()> {
         file_range(0, info.len())?;
         let inode = self.inode_mut(ino)?;
-        inode.mutate(Mutation::SetLen(0));
         inode.mutate(Mutation::Write {
             offset: 0,
             bytes: info.to_vec(),
         });
+        if inode.live.len() > info.len() {
+            inode.mutate(Mutation::SetLen(info.len()));
+        }
         Ok(())
     }
 
