@@ -205,3 +205,48 @@ fn commit_meta(store: &walstore::Store, key: &str, value: i64) -> walstore::Resu
     txn.set_meta(key, value);
     txn.commit()
 }
+
+/// A checkpoint run after a commit (no background thread) that fails does not fail the
+/// commit, which is durable already: the error is kept for the caller to look at, the
+/// store goes on, and the next checkpoint that succeeds clears it.
+#[test]
+fn a_failed_automatic_checkpoint_does_not_fail_the_durable_commit() {
+    let (backend, sim) = sim_backend();
+    // No spare segment on a "full" disk: the next file created is the snapshot's temp.
+    sim.set_available_bytes(Some(0));
+    let store = backend
+        .options()
+        .background_checkpoints(false)
+        .checkpoint_wal_bytes(1)
+        .open(&backend.dir)
+        .expect("open");
+    commit_step(&store, 1);
+    assert!(store.last_automatic_checkpoint_error().is_none());
+    sim.inject(Fault {
+        at_call: 1,
+        kind: FaultKind::Enospc,
+        persistent: false,
+        only: Some(CallKind::Create),
+    });
+    assert_eq!(
+        commit_meta(&store, "a", 1).expect("the commit is durable"),
+        2
+    );
+    let error = store
+        .last_automatic_checkpoint_error()
+        .expect("the checkpoint after it failed");
+    assert!(error.to_string().contains("no space left"), "{error}");
+    assert!(!store.is_poisoned());
+    assert_eq!(commit_meta(&store, "b", 2).expect("commit"), 3);
+    assert!(
+        store.last_automatic_checkpoint_error().is_none(),
+        "the next checkpoint succeeded"
+    );
+    drop(store);
+    let store = backend.open();
+    assert_eq!(store.lsn(), 3);
+    assert_eq!(
+        store.read().meta("a").expect("read"),
+        Some(walstore::Value::from(1i64))
+    );
+}

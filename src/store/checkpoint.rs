@@ -284,7 +284,6 @@ pub(crate) fn background_loop(weak: &WeakInner) {
             }
             background.take_work()
         };
-        // Errors leave the WAL in place; the next request tries again.
-        let _ = inner.run_work(work);
+        inner.run_work(work);
     }
 }

@@ -71,6 +71,8 @@ pub(crate) struct Background {
     /// A spare segment is wanted (`spare.rs`).
     pub spare_wanted: bool,
     pub shutdown: bool,
+    /// The error of the last automatic checkpoint, cleared by the next that succeeds.
+    pub last_error: Option<Arc<Error>>,
 }
 
 /// The requests taken from [`Background`] at once, to run without its lock.
@@ -328,6 +330,14 @@ impl Store {
         self.inner.read_only
     }
 
+    /// The error of the last automatic checkpoint (run by the background thread, or
+    /// after a commit when there is none), if it failed; `None` once one succeeds. A
+    /// commit's own result never carries it: the commit was durable either way. The WAL
+    /// stays in place until a checkpoint succeeds.
+    pub fn last_automatic_checkpoint_error(&self) -> Option<Arc<Error>> {
+        self.inner.background.lock().last_error.clone()
+    }
+
     /// Syncs pending [`Durability::None`] commits, stops background work and releases
     /// the lock, reporting any error (dropping the store does the same silently).
     pub fn close(mut self) -> Result<()> {
@@ -367,15 +377,16 @@ impl Drop for Store {
 
 impl Inner {
     /// Runs taken requests: the spare first (a rotation may wait for it), then the
-    /// checkpoint, whose error is returned.
-    pub(crate) fn run_work(&self, work: Work) -> Result<()> {
+    /// checkpoint. A failed checkpoint leaves the WAL in place (the next request tries
+    /// again); its error is kept for [`Store::last_automatic_checkpoint_error`].
+    pub(crate) fn run_work(&self, work: Work) {
         if work.spare {
             self.prepare_spare();
         }
         if work.checkpoint {
-            self.checkpoint()?;
+            let outcome = self.checkpoint().err().map(Arc::new);
+            self.background.lock().last_error = outcome;
         }
-        Ok(())
     }
 
     /// Wakes the background checkpointer (or notes the request when there is none).
