@@ -132,6 +132,12 @@ impl ReplayBatch {
         }
     }
 
+    /// Drops every change (keeping the memory).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.entries.clear();
+    }
+
     /// Drops every change added after `mark`.
     pub fn undo(&mut self, mark: Mark) {
         self.data.truncate(mark.data);
