@@ -202,6 +202,17 @@ impl ReplayBatch {
         Replayed { data, entries }
     }
 
+    /// The changes as they are, already in strictly increasing key order (a merge of
+    /// sorted layers): no sort, no pass to drop older changes.
+    pub fn finish_sorted(self) -> Replayed {
+        let ReplayBatch { data, entries, .. } = self;
+        debug_assert!(
+            entries.is_sorted_by(|a, b| a.key(&data) < b.key(&data)),
+            "strictly increasing keys"
+        );
+        Replayed { data, entries }
+    }
+
     /// The changes in the order they were made, as `(key, value)`.
     pub fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.entries

@@ -95,15 +95,20 @@ pub fn merge(layers: &[Stacked]) -> Replayed {
         batch.end(value_at, value.is_some());
         merged.advance();
     }
-    // Already sorted and unique: `finish` checks it in one pass and sorts nothing.
-    batch.finish()
+    batch.finish_sorted()
 }
 
 /// Merges adjacent layers of `stack` until at most [`STACK_MAX`] are left, each time the
 /// pair with the fewest entries between them; drops empty layers.
 pub fn bound(stack: &mut Vec<Stacked>) {
+    bound_to(stack, STACK_MAX);
+}
+
+/// [`bound`] to at most `max` layers (at least one).
+pub fn bound_to(stack: &mut Vec<Stacked>, max: usize) {
+    let max = max.max(1);
     stack.retain(|layer| !layer.is_empty());
-    while stack.len() > STACK_MAX {
+    while stack.len() > max {
         let smallest = (0..stack.len() - 1).min_by_key(|&i| {
             stack
                 .get(i..i + 2)
@@ -114,7 +119,7 @@ pub fn bound(stack: &mut Vec<Stacked>) {
         let Some(merged) = merged else { break };
         stack.splice(i..i + 2, [Stacked::Run(Arc::new(merged))]);
     }
-    debug_assert!(stack.len() <= STACK_MAX, "the stack is bounded");
+    debug_assert!(stack.len() <= max, "the stack is bounded");
 }
 
 #[cfg(test)]

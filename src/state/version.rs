@@ -102,14 +102,28 @@ impl Version {
     /// Stacks `run` (the sorted changes of a commit group, newer than every layer) above
     /// the active overlay, which moves down: the next changes go to a fresh one above both.
     pub fn push_run(&mut self, run: Replayed) {
+        self.push_run_onto(run, None);
+    }
+
+    /// [`Version::push_run`], given the stack already merged down (`stack::bound_to` of
+    /// a clone of this version's stack, made meanwhile on another thread).
+    pub fn push_run_onto(&mut self, run: Replayed, merged_below: Option<Vec<Stacked>>) {
+        let below = std::mem::take(&mut self.stack);
         if run.is_empty() {
+            self.stack = below;
             return;
         }
+        debug_assert!(
+            merged_below.as_ref().is_none_or(|merged| {
+                merged.iter().map(Stacked::len).sum::<usize>()
+                    <= below.iter().map(Stacked::len).sum::<usize>()
+            }),
+            "merged from this stack"
+        );
         let active = std::mem::take(&mut self.active);
-        let below = std::mem::take(&mut self.stack);
         self.stack = [Stacked::Run(Arc::new(run)), Stacked::Map(active)]
             .into_iter()
-            .chain(below)
+            .chain(merged_below.unwrap_or(below))
             .collect();
         stack::bound(&mut self.stack);
     }

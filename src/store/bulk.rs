@@ -17,7 +17,7 @@ use crate::model::keys::Tag;
 use crate::model::op::{Op, encode};
 use crate::model::value::Value;
 use crate::recovery::kv_batch;
-use crate::state::{ReplayBatch, Version};
+use crate::state::{ReplayBatch, STACK_MAX, Stacked, Version};
 
 use super::commit::Queued;
 
@@ -32,7 +32,13 @@ pub(super) fn blind_ops(queued: &[Queued]) -> usize {
 
 /// Applies the group to `working` in lsn order: blind changes as one run stacked above
 /// the active overlay, FTS ops in place (see the module docs).
-pub(super) fn apply_as_run(working: &mut Version, queued: &[Queued]) -> Result<()> {
+/// `merged_below` gives, once the run is built, the stack merged down to make room for
+/// it (see [`merge_room`]), or `None` to merge here if needed.
+pub(super) fn apply_as_run(
+    working: &mut Version,
+    queued: &[Queued],
+    merged_below: impl FnOnce() -> Option<Vec<Stacked>>,
+) -> Result<()> {
     let mut batch = ReplayBatch::default();
     batch.reserve(queued.iter().map(|q| q.payload.bytes().len()).sum());
     for txn in queued {
@@ -47,9 +53,20 @@ pub(super) fn apply_as_run(working: &mut Version, queued: &[Queued]) -> Result<(
         }
         working.lsn = txn.lsn;
     }
-    working.push_run(batch.finish());
+    working.push_run_onto(batch.finish(), merged_below());
     working.seal();
     Ok(())
+}
+
+/// How many layers the stack below may keep when this group's run is pushed (the run,
+/// and the active overlay if it holds anything then, go above them), if fewer than it
+/// has: the merge that makes room can then run beside the run's building.
+pub(super) fn merge_room(working: &Version, queued: &[Queued]) -> Option<usize> {
+    // FTS ops of the group write to the active overlay.
+    let has_fts = queued.iter().any(|q| q.payload.blind < q.payload.count);
+    let above = 1 + usize::from(!working.active.is_empty() || has_fts);
+    let room = STACK_MAX.saturating_sub(above).max(1);
+    (working.stack.len() > room).then_some(room)
 }
 
 /// Appends to `batch` the change a blind op makes (the key and value `Op::apply` sets);

@@ -43,8 +43,8 @@ use crate::error::{Error, Result};
 use crate::model::encoded::Payload;
 use crate::model::op::{KvState, Op};
 use crate::recovery::kv_batch;
-use crate::state::ReplayBatch;
 use crate::state::Version;
+use crate::state::{self, ReplayBatch};
 use crate::wal::record;
 use crate::wal::segment::ActiveSegment;
 
@@ -545,7 +545,7 @@ impl Inner {
                         Ok(())
                     }
                     Ok(()) if bulk::blind_ops(&queued) >= bulk::RUN_OPS => {
-                        bulk::apply_as_run(&mut log.working, &queued)
+                        bulk::apply_as_run(&mut log.working, &queued, || None)
                     }
                     Ok(()) => apply(&mut log.working, &queued),
                     Err(error) => Err(error),
@@ -616,10 +616,24 @@ impl Inner {
         if bulk::blind_ops(queued) >= bulk::RUN_OPS {
             if plan.sync {
                 let parallel = std::thread::scope(|scope| {
+                    let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+                    // Merging the stack down (when full) and building the run are
+                    // independent: on two threads, both beside the write and sync.
+                    let merger = bulk::merge_room(working, queued).and_then(|room| {
+                        let mut below = working.stack.clone();
+                        spawn("walstore-merge")
+                            .spawn_scoped(scope, move || {
+                                state::bound_to(&mut below, room);
+                                below
+                            })
+                            .ok()
+                    });
+                    let merged_below = move || merger.and_then(|merger| merger.join().ok());
                     let working = &mut *working;
-                    let builder = std::thread::Builder::new()
-                        .name("walstore-apply".into())
-                        .spawn_scoped(scope, move || bulk::apply_as_run(working, queued))
+                    let builder = spawn("walstore-apply")
+                        .spawn_scoped(scope, move || {
+                            bulk::apply_as_run(working, queued, merged_below)
+                        })
                         .ok()?;
                     let (written, took) = timed_write(segment);
                     let applied = builder.join().unwrap_or_else(|_| {
@@ -634,7 +648,7 @@ impl Inner {
             let (written, took) = timed_write(segment);
             let applied = match written {
                 Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    bulk::apply_as_run(working, queued)
+                    bulk::apply_as_run(working, queued, || None)
                 }))
                 .unwrap_or_else(|_| {
                     Err(Error::Conversion("applying a transaction panicked".into()))
