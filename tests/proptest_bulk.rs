@@ -272,3 +272,57 @@ fn large_and_small_transactions_match_the_model() {
         })
         .unwrap();
 }
+
+/// Large commits while checkpoints run on another thread: a checkpoint that freezes (or
+/// installs) while a group is being applied makes the leader apply it again to the new
+/// working version; nothing may be lost or reordered.
+#[test]
+fn large_commits_during_checkpoints_match_the_model() {
+    // On the real file system: a group's `fdatasync` takes long enough for checkpoints
+    // to freeze and install while it is applied.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let open = || {
+        Store::options()
+            .segment_bytes(1 << 20)
+            .checkpoint_wal_bytes(0)
+            .open(dir.path().join("store"))
+            .expect("open")
+    };
+    let store = open();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut model = Model::default();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                store.checkpoint().expect("checkpoint");
+            }
+        });
+        for round in 0u64..60 {
+            let mut txn = store.begin_write();
+            for k in 0..600u64 {
+                let p = ((round * 211 + k * 7) % 1500) as u32;
+                let change = if (round + k) % 5 == 0 {
+                    Change::Del((k % 2) as usize, p)
+                } else {
+                    Change::Put((k % 2) as usize, p, round * 10_000 + k)
+                };
+                match &change {
+                    Change::Put(n, p, h) => {
+                        txn.put_fingerprint(NAMESPACES[*n], &path(*p), fingerprint(*h))
+                    }
+                    Change::Del(n, p) => txn.delete_fingerprint(NAMESPACES[*n], &path(*p)),
+                    _ => unreachable!(),
+                };
+                model.apply(&change);
+            }
+            txn.commit().expect("commit");
+            // Checked now and then only: back-to-back commits overlap the checkpoints.
+            if round % 10 == 9 {
+                check(&store.read(), &model, &format!("round {round}")).expect("matches");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    store.close().expect("close");
+    check(&open().read(), &model, "reopened").expect("matches");
+}

@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 
 /// Room for the longest varint of a `u64`.
 const PREFIX: usize = 10;
+/// Bytes reserved up front.
+const INITIAL_BYTES: usize = 256;
 
 /// Postcard's variant indexes of [`Op`] (part of the format, never reordered).
 const SET_META: u8 = 0;
@@ -42,8 +44,11 @@ pub(crate) struct EncodedOps {
 
 impl Default for EncodedOps {
     fn default() -> Self {
+        // Room for a few small ops: most transactions then allocate once.
+        let mut buf = Vec::with_capacity(INITIAL_BYTES);
+        buf.resize(PREFIX, 0);
         EncodedOps {
-            buf: vec![0; PREFIX],
+            buf,
             count: 0,
             blind: 0,
             weight: 0,

@@ -7,6 +7,9 @@
 //! sort: the last change of a key wins) and installs the result as an immutable layer
 //! between the frozen overlay and the base snapshot. Later commits go to the active
 //! overlay above it; the next checkpoint writes it out and drops it.
+//!
+//! The same sorted arena holds the run of a large commit group, and layers merged
+//! together, in the overlay stack (`stack.rs`).
 
 /// Sorted, deduplicated changes: key to value, `None` for a deletion.
 #[derive(Debug, Default)]
@@ -116,7 +119,7 @@ impl ReplayBatch {
     /// Makes room for about `bytes` more bytes of keys and values.
     pub fn reserve(&mut self, bytes: usize) {
         self.data.reserve(bytes);
-        self.entries.reserve(bytes / 64);
+        self.entries.reserve(bytes / 64 + 1);
     }
 
     /// Bytes of keys and values held.

@@ -17,7 +17,8 @@
 //!    and (if any queued commit asked for [`Durability::Immediate`]) issues one
 //!    `fdatasync`. Meanwhile it applies the group to a private copy of the working version
 //!    (O(1) to copy; on a second thread for a large group, so the apply overlaps the
-//!    `fdatasync`). New commits queue up meanwhile: they form the next group.
+//!    `fdatasync`; a group of many blind writes as one sorted run, `bulk.rs`). New commits
+//!    queue up meanwhile: they form the next group.
 //! 5. On success the leader re-takes the mutex, installs the applied version, publishes it
 //!    to readers, and wakes its group's committers one by one (a targeted unpark, no
 //!    thundering herd), first handing the leadership to the first commit queued meanwhile.
@@ -612,50 +613,9 @@ impl Inner {
             let written = self.write_group(segment, batch, plan);
             (written, started.elapsed())
         };
-        // Many blind ops: one sorted run (`bulk.rs`), built on another thread if synced.
+        // Many blind ops: one sorted run (`bulk.rs`).
         if bulk::blind_ops(queued) >= bulk::RUN_OPS {
-            if plan.sync {
-                let parallel = std::thread::scope(|scope| {
-                    let spawn = |name: &str| std::thread::Builder::new().name(name.into());
-                    // Merging the stack down (when full) and building the run are
-                    // independent: on two threads, both beside the write and sync.
-                    let merger = bulk::merge_room(working, queued).and_then(|room| {
-                        let mut below = working.stack.clone();
-                        spawn("walstore-merge")
-                            .spawn_scoped(scope, move || {
-                                state::bound_to(&mut below, room);
-                                below
-                            })
-                            .ok()
-                    });
-                    let merged_below = move || merger.and_then(|merger| merger.join().ok());
-                    let working = &mut *working;
-                    let builder = spawn("walstore-apply")
-                        .spawn_scoped(scope, move || {
-                            bulk::apply_as_run(working, queued, merged_below)
-                        })
-                        .ok()?;
-                    let (written, took) = timed_write(segment);
-                    let applied = builder.join().unwrap_or_else(|_| {
-                        Err(Error::Conversion("applying a transaction panicked".into()))
-                    });
-                    Some((written, applied, took))
-                });
-                if let Some(done) = parallel {
-                    return done;
-                }
-            }
-            let (written, took) = timed_write(segment);
-            let applied = match written {
-                Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    bulk::apply_as_run(working, queued, || None)
-                }))
-                .unwrap_or_else(|_| {
-                    Err(Error::Conversion("applying a transaction panicked".into()))
-                }),
-                Err(_) => Ok(()),
-            };
-            return (written, applied, took);
+            return write_and_apply_run(timed_write, segment, plan, working, queued);
         }
         let ops: usize = queued.iter().map(|q| q.payload.count).sum();
         // Many ops, or few heavy ones (indexed documents): applied on other threads.
@@ -776,6 +736,63 @@ impl Inner {
         self.poisoned.store(true, Ordering::Release);
         self.log_cond.notify_all();
     }
+}
+
+/// [`Inner::write_and_apply`] for a group of many blind ops: applied as one sorted run,
+/// built on another thread if the group is synced (and the stack merged down on a third,
+/// when full), so both overlap the write and `fdatasync`.
+fn write_and_apply_run(
+    timed_write: impl Fn(&mut ActiveSegment) -> (Result<Option<ActiveSegment>>, Duration),
+    segment: &mut ActiveSegment,
+    plan: &GroupPlan,
+    working: &mut Version,
+    queued: &[Queued],
+) -> (Result<Option<ActiveSegment>>, Result<()>, Duration) {
+    if plan.sync {
+        let parallel = std::thread::scope(|scope| {
+            let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+            // Merging the stack down (when full) and building the run are
+            // independent: on two threads, both beside the write and sync.
+            // A panic is caught there (an unjoined panicked thread would panic the
+            // scope, and the leader with it): the run's builder then merges.
+            let merger = bulk::merge_room(working, queued).and_then(|room| {
+                let mut below = working.stack.clone();
+                spawn("walstore-merge")
+                    .spawn_scoped(scope, move || {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            state::bound_to(&mut below, room);
+                            below
+                        }))
+                        .ok()
+                    })
+                    .ok()
+            });
+            let merged_below = move || merger.and_then(|merger| merger.join().ok().flatten());
+            let working = &mut *working;
+            let builder = spawn("walstore-apply")
+                .spawn_scoped(scope, move || {
+                    bulk::apply_as_run(working, queued, merged_below)
+                })
+                .ok()?;
+            let (written, took) = timed_write(segment);
+            let applied = builder.join().unwrap_or_else(|_| {
+                Err(Error::Conversion("applying a transaction panicked".into()))
+            });
+            Some((written, applied, took))
+        });
+        if let Some(done) = parallel {
+            return done;
+        }
+    }
+    let (written, took) = timed_write(segment);
+    let applied = match written {
+        Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bulk::apply_as_run(working, queued, || None)
+        }))
+        .unwrap_or_else(|_| Err(Error::Conversion("applying a transaction panicked".into()))),
+        Err(_) => Ok(()),
+    };
+    (written, applied, took)
 }
 
 /// After a failed write or fdatasync, cuts the segment back to what is known durable (best
@@ -925,6 +942,13 @@ fn apply_weight(queued: &[Queued]) -> usize {
 /// Applies a group to the working version in lsn order.
 fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
     let mut changes = ReplayBatch::default();
+    changes.reserve(
+        queued
+            .iter()
+            .map(|q| q.payload.bytes().len())
+            .max()
+            .unwrap_or(0),
+    );
     for txn in queued {
         debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
         apply_txn(working, &txn.payload, &mut changes)?;
