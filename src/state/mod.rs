@@ -9,5 +9,5 @@ mod version;
 
 pub use replayed::{Mark, ReplayBatch, Replayed};
 pub use scan::{Scan, ValueRef};
-pub use stack::{STACK_MAX, Stacked, bound_to};
+pub use stack::{STACK_MAX, Stacked, needs_merge, normalize};
 pub use version::{Layer, Version};

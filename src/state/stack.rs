@@ -12,10 +12,17 @@
 //! stack[1] ..                                          } at most STACK_MAX layers
 //! ```
 //! Layers are shared by `Arc` (or are persistent maps): cloning a version clones the
-//! list, never the entries, and a published layer is never changed. Once more than
-//! [`STACK_MAX`] layers are stacked, the two adjacent layers with the fewest entries
-//! between them are merged into one run (so entries are merged O(log n) times, as in a
-//! binary counter); a checkpoint writes the whole stack out and drops it.
+//! list, never the entries, and a published layer is never changed.
+//!
+//! Before a run is pushed, the layers below are merged (into runs) until each holds less
+//! than half the entries of the layer under it ([`normalize`]): sizes then at least double
+//! downwards, as in a binary counter, so an entry is merged O(log n) times and at most
+//! about log2(n) layers are stacked (never more than [`STACK_MAX`]: past it, the adjacent
+//! pair with the fewest entries is merged). The merge can run while the new run is being
+//! built. A checkpoint writes the whole stack out and drops it.
+//!
+//! (Merging only when a count of layers is exceeded would be quadratic: a steady stream
+//! of runs keeps merging the newest into an ever larger layer.)
 
 use std::sync::Arc;
 
@@ -24,8 +31,9 @@ use super::scan::{LayerIter, Overlays, ValueRef, layer_from};
 use super::version::Layer;
 
 /// Most layers stacked below the active overlay (the lookups of a missing key pay one
-/// search per layer).
-pub const STACK_MAX: usize = 4;
+/// search per layer). Sizes doubling downwards reach it only past 2^6 runs' worth of
+/// entries between checkpoints.
+pub const STACK_MAX: usize = 8;
 
 /// One immutable layer of the stack.
 #[derive(Debug, Clone)]
@@ -98,26 +106,52 @@ pub fn merge(layers: &[Stacked]) -> Replayed {
     batch.finish_sorted()
 }
 
-/// Merges adjacent layers of `stack` until at most [`STACK_MAX`] are left, each time the
-/// pair with the fewest entries between them; drops empty layers.
-pub fn bound(stack: &mut Vec<Stacked>) {
-    bound_to(stack, STACK_MAX);
+/// The first adjacent pair (from the top) whose upper layer holds at least half the
+/// entries of the lower one.
+fn first_due(stack: &[Stacked]) -> Option<usize> {
+    stack.windows(2).position(
+        |pair| matches!(pair, [upper, lower] if upper.len().saturating_mul(2) >= lower.len()),
+    )
 }
 
-/// [`bound`] to at most `max` layers (at least one).
-pub fn bound_to(stack: &mut Vec<Stacked>, max: usize) {
+/// The adjacent pair with the fewest entries.
+fn smallest_pair(stack: &[Stacked]) -> Option<usize> {
+    (0..stack.len().saturating_sub(1)).min_by_key(|&i| {
+        stack
+            .get(i..i + 2)
+            .map_or(usize::MAX, |pair| pair.iter().map(Stacked::len).sum())
+    })
+}
+
+fn merge_at(stack: &mut Vec<Stacked>, i: usize) {
+    if let Some(merged) = stack.get(i..i + 2).map(merge) {
+        stack.splice(i..i + 2, [Stacked::Run(Arc::new(merged))]);
+    }
+}
+
+/// Whether [`normalize`] would merge anything.
+pub fn needs_merge(stack: &[Stacked], max: usize) -> bool {
+    stack.len() > max.max(1) || first_due(stack).is_some()
+}
+
+/// Merges adjacent layers until each holds less than half the entries of the one below
+/// it, and at most `max` (at least one) are left; drops empty layers.
+pub fn normalize(stack: &mut Vec<Stacked>, max: usize) {
+    stack.retain(|layer| !layer.is_empty());
+    while let Some(i) = first_due(stack) {
+        merge_at(stack, i);
+    }
+    bound(stack, max);
+}
+
+/// Merges the adjacent pair with the fewest entries until at most `max` (at least one)
+/// layers are left; drops empty layers.
+pub fn bound(stack: &mut Vec<Stacked>, max: usize) {
     let max = max.max(1);
     stack.retain(|layer| !layer.is_empty());
     while stack.len() > max {
-        let smallest = (0..stack.len() - 1).min_by_key(|&i| {
-            stack
-                .get(i..i + 2)
-                .map_or(usize::MAX, |pair| pair.iter().map(Stacked::len).sum())
-        });
-        let Some(i) = smallest else { break };
-        let merged = stack.get(i..i + 2).map(merge);
-        let Some(merged) = merged else { break };
-        stack.splice(i..i + 2, [Stacked::Run(Arc::new(merged))]);
+        let Some(i) = smallest_pair(stack) else { break };
+        merge_at(stack, i);
     }
     debug_assert!(stack.len() <= max, "the stack is bounded");
 }
@@ -231,6 +265,26 @@ mod tests {
             assert_eq!(get(v, &[99, i]), Some(vec![i]));
             assert_eq!(scan(v, &[99]).len(), usize::from(i) + 1);
         }
+    }
+
+    /// Runs of new keys keep sizes doubling downwards (each entry merged O(log n) times):
+    /// merging on a count of layers alone kept merging each new run into the largest.
+    #[test]
+    fn sizes_double_downwards() {
+        let mut version = Version::default();
+        for i in 0u32..300 {
+            let keys: Vec<[u8; 4]> = (0u32..100).map(|k| (i * 100 + k).to_be_bytes()).collect();
+            let refs: Vec<(&[u8], Option<&[u8]>)> =
+                keys.iter().map(|k| (&k[..], Some(&b"v"[..]))).collect();
+            version.push_run(run(&refs));
+            let below: Vec<usize> = version.stack.iter().skip(1).map(Stacked::len).collect();
+            assert!(
+                below.windows(2).all(|w| matches!(w, [a, b] if a * 2 < *b)),
+                "run {i}: {below:?}"
+            );
+            assert!(version.stack.len() <= STACK_MAX);
+        }
+        assert_eq!(version.overlay_len(), 30_000);
     }
 
     /// Random sets, deletions, runs, freezes and thaws against a `BTreeMap`.

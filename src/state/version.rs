@@ -105,14 +105,14 @@ impl Version {
         self.push_run_onto(run, None);
     }
 
-    /// [`Version::push_run`], given the stack already merged down (`stack::bound_to` of
-    /// a clone of this version's stack, made meanwhile on another thread).
+    /// [`Version::push_run`], given the stack below already merged down
+    /// ([`stack::normalize`] of a clone of this version's stack to [`Version::room_below`]
+    /// layers, made meanwhile on another thread).
     pub fn push_run_onto(&mut self, run: Replayed, merged_below: Option<Vec<Stacked>>) {
-        let below = std::mem::take(&mut self.stack);
         if run.is_empty() {
-            self.stack = below;
             return;
         }
+        let below = std::mem::take(&mut self.stack);
         debug_assert!(
             merged_below.as_ref().is_none_or(|merged| {
                 merged.iter().map(Stacked::len).sum::<usize>()
@@ -120,12 +120,23 @@ impl Version {
             }),
             "merged from this stack"
         );
+        let below = merged_below.unwrap_or_else(|| {
+            let mut below = below;
+            stack::normalize(&mut below, self.room_below());
+            below
+        });
         let active = std::mem::take(&mut self.active);
         self.stack = [Stacked::Run(Arc::new(run)), Stacked::Map(active)]
             .into_iter()
-            .chain(merged_below.unwrap_or(below))
+            .chain(below)
             .collect();
-        stack::bound(&mut self.stack);
+        stack::bound(&mut self.stack, stack::STACK_MAX);
+    }
+
+    /// How many layers may stay below a run pushed now (it goes above them, and so does
+    /// the active overlay if it holds anything).
+    pub fn room_below(&self) -> usize {
+        stack::STACK_MAX - 1 - usize::from(!self.active.is_empty())
     }
 
     /// Moves the active overlay and the stack into `frozen`, for a checkpoint to write out.
@@ -150,7 +161,7 @@ impl Version {
     pub fn thaw(&mut self) {
         if let Some(frozen) = self.frozen.take() {
             self.stack.extend(frozen);
-            stack::bound(&mut self.stack);
+            stack::normalize(&mut self.stack, stack::STACK_MAX);
         }
         if let Some(mut frozen) = self.fts_frozen.take() {
             frozen.absorb(std::mem::take(&mut self.fts));

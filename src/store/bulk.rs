@@ -17,7 +17,7 @@ use crate::model::keys::Tag;
 use crate::model::op::{Op, encode};
 use crate::model::value::Value;
 use crate::recovery::kv_batch;
-use crate::state::{ReplayBatch, STACK_MAX, Stacked, Version};
+use crate::state::{self, ReplayBatch, STACK_MAX, Stacked, Version};
 
 use super::commit::Queued;
 
@@ -58,15 +58,17 @@ pub(super) fn apply_as_run(
     Ok(())
 }
 
-/// How many layers the stack below may keep when this group's run is pushed (the run,
-/// and the active overlay if it holds anything then, go above them), if fewer than it
-/// has: the merge that makes room can then run beside the run's building.
+/// How many layers the stack below may keep when this group's run is pushed, if the
+/// stack must be merged down first (`state::normalize`): that merge can then run beside
+/// the run's building.
 pub(super) fn merge_room(working: &Version, queued: &[Queued]) -> Option<usize> {
-    // FTS ops of the group write to the active overlay.
+    // FTS ops of the group write to the active overlay, which goes above the stack.
     let has_fts = queued.iter().any(|q| q.payload.blind < q.payload.count);
-    let above = 1 + usize::from(!working.active.is_empty() || has_fts);
-    let room = STACK_MAX.saturating_sub(above).max(1);
-    (working.stack.len() > room).then_some(room)
+    let room = match has_fts {
+        true => STACK_MAX - 2,
+        false => working.room_below(),
+    };
+    state::needs_merge(&working.stack, room).then_some(room)
 }
 
 /// Appends to `batch` the change a blind op makes (the key and value `Op::apply` sets);

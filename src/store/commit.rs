@@ -760,7 +760,7 @@ fn write_and_apply_run(
                 spawn("walstore-merge")
                     .spawn_scoped(scope, move || {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            state::bound_to(&mut below, room);
+                            state::normalize(&mut below, room);
                             below
                         }))
                         .ok()
