@@ -1,7 +1,8 @@
 //! Model-based property test of large commit groups (applied as sorted runs stacked
 //! above the active overlay) mixed with small ones: random sequences of large (>= 512
-//! ops) and small transactions, deletions, checkpoints and reopens, against `BTreeMap`
-//! models. After every step every fingerprint, metadata key and document is compared
+//! ops) and small transactions, deletions, checkpoints, reopens and crashes, against
+//! `BTreeMap` models (after a crash: the model after the transaction the store recovered
+//! to, at least the last durable one). After every step every fingerprint, metadata key and document is compared
 //! (point reads, full and prefix scans), and readers taken earlier must still see the
 //! state of their time.
 //!
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use walstore::storage::SimStorage;
+use walstore::storage::sim::CrashMode;
 use walstore::{Durability, Fingerprint, ReadTxn, Store, Value};
 
 const DIR: &str = "/bulk/store";
@@ -41,6 +43,7 @@ enum Step {
     Commit(Vec<Change>, bool),
     Checkpoint,
     Reopen,
+    Crash(CrashMode),
     /// Keep a reader of the current state, checked at the end.
     HoldReader,
 }
@@ -91,6 +94,12 @@ fn step() -> impl Strategy<Value = Step> {
         8 => commit(),
         1 => Just(Step::Checkpoint),
         1 => Just(Step::Reopen),
+        1 => prop_oneof![
+            Just(CrashMode::KeepUnsynced),
+            Just(CrashMode::LoseUnsynced),
+            Just(CrashMode::Random),
+        ]
+        .prop_map(Step::Crash),
         1 => Just(Step::HoldReader),
     ]
 }
@@ -203,6 +212,9 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     let mut store = Some(open(&sim));
     let mut model = Model::default();
     let mut readers: Vec<(ReadTxn, Model)> = Vec::new();
+    // The model after each lsn, and the last lsn known durable.
+    let mut history: Vec<(u64, Model)> = vec![(0, Model::default())];
+    let mut durable = 0u64;
     for (i, step) in steps.iter().enumerate() {
         let what = format!("step {i} ({})", step_name(step));
         match step {
@@ -227,10 +239,40 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     };
                     model.apply(change);
                 }
-                txn.commit().expect("commit");
+                let lsn = txn.commit().expect("commit");
+                if *sync {
+                    durable = lsn;
+                }
+                history.push((lsn, model.clone()));
             }
             Step::Checkpoint => {
-                store.as_ref().unwrap().checkpoint().expect("checkpoint");
+                let live = store.as_ref().unwrap();
+                live.checkpoint().expect("checkpoint");
+                durable = live.lsn();
+            }
+            Step::Crash(mode) => {
+                sim.crash(*mode);
+                drop(store.take());
+                let reopened = open(&sim);
+                let lsn = reopened.lsn();
+                prop_assert!(
+                    lsn >= durable,
+                    "{}: lsn {} < durable {}",
+                    what,
+                    lsn,
+                    durable
+                );
+                let at = history.iter().position(|(l, _)| *l == lsn);
+                prop_assert!(
+                    at.is_some(),
+                    "{}: recovered to lsn {} never committed",
+                    what,
+                    lsn
+                );
+                history.truncate(at.unwrap() + 1);
+                model = history.last().unwrap().1.clone();
+                durable = lsn;
+                store = Some(reopened);
             }
             Step::Reopen => {
                 // Readers keep their versions (and the mapped snapshots) across it.
