@@ -8,7 +8,9 @@
 //! base    (the snapshot file the store opened or last checkpointed)
 //! ```
 //! The overlays are persistent maps (imbl): cloning is O(1) and a commit touches
-//! O(log n) nodes, so a reader holding an old version never blocks or copies. The FTS
+//! O(log n) nodes, so a reader holding an old version never blocks or copies; the
+//! stack's sorted runs are immutable and shared by `Arc`, and the stack holds a few
+//! layers at most (cloned as a short list). The FTS
 //! index has its own active and frozen overlays of immutable segments
 //! ([`crate::fts::overlay`]), cloned by `Arc`.
 
