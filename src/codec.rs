@@ -218,9 +218,16 @@ mod tests {
 
     #[test]
     fn varint_round_trip() {
-        for value in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
-            let mut out = Vec::new();
+        let edges = (1..64).flat_map(|bit| [(1u64 << bit) - 1, 1u64 << bit]);
+        for value in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX]
+            .into_iter()
+            .chain(edges)
+        {
+            let mut out = vec![7u8];
             put_varint(&mut out, value);
+            let written = out.split_off(1);
+            assert_eq!(written, postcard::to_allocvec(&value).expect("postcard"));
+            let out = written;
             let mut pos = 0;
             assert_eq!(get_varint(&out, &mut pos), Some(value));
             assert_eq!(pos, out.len());

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::fts::view::FtsView;
 use crate::fts::{DocEntry, DocTerms, FtsStats};
+use crate::model::encoded::EncodedOps;
 use crate::model::fingerprint::{Fingerprint, FingerprintRef};
 use crate::model::keys::{self, Tag};
 use crate::model::op::{Op, decode, read_totals};
@@ -26,7 +27,8 @@ use crate::store::{Durability, Inner};
 #[must_use = "a write transaction does nothing until it is committed"]
 pub struct WriteTxn {
     inner: Arc<Inner>,
-    ops: Vec<Op>,
+    /// The ops, encoded as the WAL record's payload as they are added.
+    ops: EncodedOps,
     durability: Durability,
 }
 
@@ -34,7 +36,7 @@ impl WriteTxn {
     pub(crate) fn new(inner: Arc<Inner>, durability: Durability) -> Self {
         WriteTxn {
             inner,
-            ops: Vec::new(),
+            ops: EncodedOps::default(),
             durability,
         }
     }
@@ -47,10 +49,7 @@ impl WriteTxn {
 
     /// Sets a metadata key.
     pub fn set_meta(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        self.ops.push(Op::SetMeta {
-            key: key.to_owned(),
-            value: value.into(),
-        });
+        self.ops.simple(Tag::Metadata, key, Some(&value.into()));
         self
     }
 
@@ -65,18 +64,13 @@ impl WriteTxn {
 
     /// Deletes a metadata key.
     pub fn delete_meta(&mut self, key: &str) -> &mut Self {
-        self.ops.push(Op::DelMeta {
-            key: key.to_owned(),
-        });
+        self.ops.simple(Tag::Metadata, key, None);
         self
     }
 
     /// Sets a config key.
     pub fn set_config(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
-        self.ops.push(Op::SetConfig {
-            key: key.to_owned(),
-            value: value.into(),
-        });
+        self.ops.simple(Tag::Config, key, Some(&value.into()));
         self
     }
 
@@ -91,35 +85,26 @@ impl WriteTxn {
 
     /// Deletes a config key.
     pub fn delete_config(&mut self, key: &str) -> &mut Self {
-        self.ops.push(Op::DelConfig {
-            key: key.to_owned(),
-        });
+        self.ops.simple(Tag::Config, key, None);
         self
     }
 
     /// Sets the fingerprint of `path` in namespace `ns`.
     pub fn put_fingerprint(&mut self, ns: &str, path: &str, fingerprint: Fingerprint) -> &mut Self {
-        self.ops.push(Op::PutFingerprint {
-            ns: ns.to_owned(),
-            path: path.to_owned(),
-            fingerprint,
-        });
+        self.ops.fingerprint(ns, path, Some(&fingerprint));
         self
     }
 
     /// Deletes the fingerprint of `path` in namespace `ns`.
     pub fn delete_fingerprint(&mut self, ns: &str, path: &str) -> &mut Self {
-        self.ops.push(Op::DelFingerprint {
-            ns: ns.to_owned(),
-            path: path.to_owned(),
-        });
+        self.ops.fingerprint(ns, path, None);
         self
     }
 
     /// Adds or replaces document `doc` in the full-text index. The text is tokenized
     /// now; only the document's terms are logged, never the whole index.
     pub fn index_doc(&mut self, doc: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::IndexDoc {
+        self.ops.op(&Op::IndexDoc {
             doc: doc.to_owned(),
             terms: DocTerms::from_text(text),
         });
@@ -129,7 +114,7 @@ impl WriteTxn {
     /// Adds or replaces document `doc` given its terms, tokenized by the caller (for
     /// instance on other threads, with [`DocTerms::from_text`]).
     pub fn index_doc_terms(&mut self, doc: &str, terms: DocTerms) -> &mut Self {
-        self.ops.push(Op::IndexDoc {
+        self.ops.op(&Op::IndexDoc {
             doc: doc.to_owned(),
             terms,
         });
@@ -138,7 +123,7 @@ impl WriteTxn {
 
     /// Removes document `doc` from the full-text index.
     pub fn remove_doc(&mut self, doc: &str) -> &mut Self {
-        self.ops.push(Op::RemoveDoc {
+        self.ops.op(&Op::RemoveDoc {
             doc: doc.to_owned(),
         });
         self
@@ -161,16 +146,13 @@ impl WriteTxn {
 
     /// Whether no operation is buffered.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.len() == 0
     }
 
     /// Commits: logs the transaction as one WAL record and applies it. Returns its lsn
     /// once it is durable (with [`Durability::Immediate`]) and visible to readers.
     pub fn commit(self) -> Result<u64> {
-        for op in &self.ops {
-            op.check()?;
-        }
-        let lsn = self.inner.commit(self.ops, self.durability)?;
+        let lsn = self.inner.commit(self.ops.finish()?, self.durability)?;
         // Without a background thread, its work runs here, after the commit. A failed
         // checkpoint does not fail the commit, which is durable already: see
         // `Store::last_automatic_checkpoint_error`.

@@ -97,6 +97,12 @@ pub fn pair(tag: Tag, first: &str, second: &str) -> Vec<u8> {
     key
 }
 
+/// The length of `pair(_, first, second)`, computed without building it.
+pub fn pair_len(first: &str, second: &str) -> usize {
+    let zeros = first.bytes().filter(|&b| b == 0).count();
+    3 + first.len() + zeros + second.len()
+}
+
 /// The prefix shared by every [`pair`] key with this `first`.
 pub fn pair_prefix(tag: Tag, first: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(3 + first.len() + PAIR_SECOND_BYTES_HINT);
@@ -159,6 +165,16 @@ pub fn check_len(key: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_len_is_the_length_of_the_pair() {
+        for (first, second) in [("", ""), ("code", "src/a.rs"), ("a\0\0b", "\0x")] {
+            assert_eq!(
+                pair_len(first, second),
+                pair(Tag::Fingerprint, first, second).len()
+            );
+        }
+    }
 
     #[test]
     fn pairs_sort_as_tuples_and_round_trip() {

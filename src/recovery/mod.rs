@@ -16,7 +16,7 @@
 //! | 12 | a checksummed record whose payload does not decode | corruption |
 //! | 13 | the WAL ends before the snapshot's lsn (commits made with `Durability::None` that a checkpoint covered) | the snapshot wins; a new segment starts after it |
 
-mod kv_batch;
+pub(crate) mod kv_batch;
 mod report;
 mod segments;
 
@@ -609,7 +609,11 @@ fn apply_batch(version: &mut Version, batch: &mut ReplayBatch) {
         return;
     }
     let batch = std::mem::take(batch);
-    if version.active.is_empty() && version.frozen.is_none() && version.replayed.is_none() {
+    if version.active.is_empty()
+        && version.stack.is_empty()
+        && version.frozen.is_none()
+        && version.replayed.is_none()
+    {
         version.replayed = Some(Arc::new(batch.finish()));
         return;
     }

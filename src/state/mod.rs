@@ -4,8 +4,10 @@
 mod persist;
 mod replayed;
 mod scan;
+mod stack;
 mod version;
 
 pub use replayed::{Mark, ReplayBatch, Replayed};
 pub use scan::{Scan, ValueRef};
+pub use stack::{STACK_MAX, Stacked, needs_merge, normalize};
 pub use version::{Layer, Version};

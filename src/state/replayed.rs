@@ -7,6 +7,9 @@
 //! sort: the last change of a key wins) and installs the result as an immutable layer
 //! between the frozen overlay and the base snapshot. Later commits go to the active
 //! overlay above it; the next checkpoint writes it out and drops it.
+//!
+//! The same sorted arena holds the run of a large commit group, and layers merged
+//! together, in the overlay stack (`stack.rs`).
 
 /// Sorted, deduplicated changes: key to value, `None` for a deletion.
 #[derive(Debug, Default)]
@@ -116,7 +119,7 @@ impl ReplayBatch {
     /// Makes room for about `bytes` more bytes of keys and values.
     pub fn reserve(&mut self, bytes: usize) {
         self.data.reserve(bytes);
-        self.entries.reserve(bytes / 64);
+        self.entries.reserve(bytes / 64 + 1);
     }
 
     /// Bytes of keys and values held.
@@ -130,6 +133,12 @@ impl ReplayBatch {
             data: self.data.len(),
             entries: self.entries.len(),
         }
+    }
+
+    /// Drops every change (keeping the memory).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.entries.clear();
     }
 
     /// Drops every change added after `mark`.
@@ -193,6 +202,17 @@ impl ReplayBatch {
             kept += 1;
         }
         entries.truncate(kept);
+        Replayed { data, entries }
+    }
+
+    /// The changes as they are, already in strictly increasing key order (a merge of
+    /// sorted layers): no sort, no pass to drop older changes.
+    pub fn finish_sorted(self) -> Replayed {
+        let ReplayBatch { data, entries, .. } = self;
+        debug_assert!(
+            entries.is_sorted_by(|a, b| a.key(&data) < b.key(&data)),
+            "strictly increasing keys"
+        );
         Replayed { data, entries }
     }
 

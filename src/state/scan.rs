@@ -33,10 +33,10 @@ impl Deref for ValueRef<'_> {
 
 /// An overlay entry: key, and value (`None`: a deletion hiding older layers).
 pub(crate) type OverlayEntry<'a> = (&'a [u8], Option<&'a [u8]>);
-type LayerIter<'a> = Box<dyn Iterator<Item = OverlayEntry<'a>> + 'a>;
+pub(crate) type LayerIter<'a> = Box<dyn Iterator<Item = OverlayEntry<'a>> + 'a>;
 
 /// The entries of `layer` from `start` on.
-fn layer_from<'a>(layer: &'a Layer, start: &[u8]) -> LayerIter<'a> {
+pub(crate) fn layer_from<'a>(layer: &'a Layer, start: &[u8]) -> LayerIter<'a> {
     Box::new(
         layer
             .range::<_, [u8]>((Bound::Included(start), Bound::Unbounded))
@@ -54,19 +54,29 @@ pub(crate) struct Overlays<'a> {
 impl<'a> Overlays<'a> {
     /// Every overlay entry of `version` whose key is >= `start`.
     pub(crate) fn new(version: &'a Version, start: &[u8]) -> Overlays<'a> {
-        let mut sources = Vec::with_capacity(2);
-        for layer in std::iter::once(&version.active).chain(version.frozen.as_ref()) {
-            if !layer.is_empty() {
-                let mut iter = layer_from(layer, start);
+        let active = (!version.active.is_empty()).then(|| layer_from(&version.active, start));
+        let stacked = version
+            .stack
+            .iter()
+            .chain(version.frozen.iter().flatten())
+            .filter(|layer| !layer.is_empty())
+            .map(|layer| layer.range_from(start));
+        let replayed = version
+            .replayed
+            .as_ref()
+            .filter(|r| !r.is_empty())
+            .map(|r| -> LayerIter<'a> { Box::new(r.range_from(start)) });
+        Overlays::from_layers(active.into_iter().chain(stacked).chain(replayed))
+    }
+
+    /// `layers` (newest first) merged.
+    pub(crate) fn from_layers(layers: impl Iterator<Item = LayerIter<'a>>) -> Overlays<'a> {
+        let sources = layers
+            .filter_map(|mut iter| {
                 let head = iter.next();
-                sources.push((iter, head));
-            }
-        }
-        if let Some(replayed) = version.replayed.as_ref().filter(|r| !r.is_empty()) {
-            let mut iter: LayerIter<'a> = Box::new(replayed.range_from(start));
-            let head = iter.next();
-            sources.push((iter, head));
-        }
+                head.map(|head| (iter, Some(head)))
+            })
+            .collect();
         let mut overlays = Overlays {
             sources,
             head: None,

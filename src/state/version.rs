@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! active  (changes since the checkpoint in progress began; newest wins)
-//! frozen  (changes a running checkpoint is writing out; None when idle)
+//! stack   (older overlays and sorted runs of large commit groups; see `stack.rs`)
+//! frozen  (the layers a running checkpoint is writing out; None when idle)
 //! replayed (changes recovery read from the WAL, sorted once; see `replayed.rs`)
 //! base    (the snapshot file the store opened or last checkpointed)
 //! ```
 //! The overlays are persistent maps (imbl): cloning is O(1) and a commit touches
-//! O(log n) nodes, so a reader holding an old version never blocks or copies. The FTS
+//! O(log n) nodes, so a reader holding an old version never blocks or copies; the
+//! stack's sorted runs are immutable and shared by `Arc`, and the stack holds a few
+//! layers at most (cloned as a short list). The FTS
 //! index has its own active and frozen overlays of immutable segments
 //! ([`crate::fts::overlay`]), cloned by `Arc`.
 
@@ -15,6 +18,7 @@ use std::sync::Arc;
 
 use super::replayed::Replayed;
 use super::scan::{Scan, ValueRef};
+use super::stack::{self, Stacked};
 use crate::error::Result;
 use crate::fts::overlay::Overlay;
 use crate::fts::{DocEntry, DocTerms};
@@ -31,10 +35,13 @@ pub struct Version {
     pub lsn: u64,
     /// The snapshot the overlays sit on.
     pub base: Option<Arc<Snapshot>>,
-    /// Changes being written by a running checkpoint.
-    pub frozen: Option<Layer>,
+    /// Layers being written by a running checkpoint, newest first (below `stack`).
+    pub frozen: Option<Vec<Stacked>>,
     /// Newest changes.
     pub active: Layer,
+    /// Immutable layers below `active` (and above `frozen`), newest first: at most
+    /// [`stack::STACK_MAX`].
+    pub stack: Vec<Stacked>,
     /// FTS postings of documents indexed (and ids removed) since the checkpoint in
     /// progress began.
     pub fts: Overlay,
@@ -51,8 +58,10 @@ impl Version {
         if let Some(found) = self.active.get(key) {
             return Ok(found.clone().map(ValueRef::Shared));
         }
-        if let Some(found) = self.frozen.as_ref().and_then(|layer| layer.get(key)) {
-            return Ok(found.clone().map(ValueRef::Shared));
+        for layer in self.stack.iter().chain(self.frozen.iter().flatten()) {
+            if let Some(found) = layer.get(key) {
+                return Ok(found);
+            }
         }
         if let Some(found) = self.replayed.as_ref().and_then(|layer| layer.get(key)) {
             return Ok(found.map(ValueRef::Borrowed));
@@ -71,7 +80,12 @@ impl Version {
     /// Number of overlay entries (a measure of un-checkpointed state).
     pub fn overlay_len(&self) -> usize {
         self.active.len()
-            + self.frozen.as_ref().map_or(0, Layer::len)
+            + self
+                .stack
+                .iter()
+                .chain(self.frozen.iter().flatten())
+                .map(Stacked::len)
+                .sum::<usize>()
             + self.replayed.as_ref().map_or(0, |layer| layer.len())
     }
 
@@ -87,7 +101,47 @@ impl Version {
         self.fts.has_unsealed()
     }
 
-    /// Moves the active overlays into `frozen`, for a checkpoint to write out.
+    /// Stacks `run` (the sorted changes of a commit group, newer than every layer) above
+    /// the active overlay, which moves down: the next changes go to a fresh one above both.
+    pub fn push_run(&mut self, run: Replayed) {
+        self.push_run_onto(run, None);
+    }
+
+    /// [`Version::push_run`], given the stack below already merged down
+    /// ([`stack::normalize`] of a clone of this version's stack to [`Version::room_below`]
+    /// layers, made meanwhile on another thread).
+    pub fn push_run_onto(&mut self, run: Replayed, merged_below: Option<Vec<Stacked>>) {
+        if run.is_empty() {
+            return;
+        }
+        let below = std::mem::take(&mut self.stack);
+        debug_assert!(
+            merged_below.as_ref().is_none_or(|merged| {
+                merged.iter().map(Stacked::len).sum::<usize>()
+                    <= below.iter().map(Stacked::len).sum::<usize>()
+            }),
+            "merged from this stack"
+        );
+        let below = merged_below.unwrap_or_else(|| {
+            let mut below = below;
+            stack::normalize(&mut below, self.room_below());
+            below
+        });
+        let active = std::mem::take(&mut self.active);
+        self.stack = [Stacked::Run(Arc::new(run)), Stacked::Map(active)]
+            .into_iter()
+            .chain(below)
+            .collect();
+        stack::bound(&mut self.stack, stack::STACK_MAX);
+    }
+
+    /// How many layers may stay below a run pushed now (it goes above them, and so does
+    /// the active overlay if it holds anything).
+    pub fn room_below(&self) -> usize {
+        stack::STACK_MAX - 1 - usize::from(!self.active.is_empty())
+    }
+
+    /// Moves the active overlay and the stack into `frozen`, for a checkpoint to write out.
     pub fn freeze(&mut self) {
         // One checkpoint at a time: a frozen part still here belongs to a checkpoint that
         // died (a panic unwound past its thaw). Fold it back first, never overwrite it.
@@ -95,15 +149,21 @@ impl Version {
             self.thaw();
         }
         self.seal();
-        self.frozen = Some(std::mem::take(&mut self.active));
+        let active = Stacked::Map(std::mem::take(&mut self.active));
+        let mut frozen: Vec<Stacked> = std::iter::once(active)
+            .chain(std::mem::take(&mut self.stack))
+            .collect();
+        frozen.retain(|layer| !layer.is_empty());
+        self.frozen = Some(frozen);
         self.fts_frozen = Some(std::mem::take(&mut self.fts));
     }
 
-    /// Undoes [`Version::freeze`] after a failed checkpoint: newer active entries win.
+    /// Undoes [`Version::freeze`] after a failed checkpoint: the frozen layers go back
+    /// below the newer ones.
     pub fn thaw(&mut self) {
         if let Some(frozen) = self.frozen.take() {
-            let active = std::mem::take(&mut self.active);
-            self.active = active.union(frozen);
+            self.stack.extend(frozen);
+            stack::normalize(&mut self.stack, stack::STACK_MAX);
         }
         if let Some(mut frozen) = self.fts_frozen.take() {
             frozen.absorb(std::mem::take(&mut self.fts));
@@ -135,25 +195,33 @@ impl KvState for Version {
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let key: Arc<[u8]> = key.into();
+        self.set_ref(&key, value.as_deref());
+    }
+}
+
+impl Version {
+    /// Sets `key` in the active overlay (`None`: deletes it; a deletion is kept only if
+    /// a layer below might hold the key).
+    pub fn set_ref(&mut self, key: &[u8], value: Option<&[u8]>) {
         match value {
             Some(value) => {
-                self.active.insert(key, Some(value.into()));
+                self.active.insert(key.into(), Some(value.into()));
             }
             None => {
-                let hidden_below = self.frozen.as_ref().is_some_and(|l| l.contains_key(&*key))
-                    || self
-                        .replayed
-                        .as_ref()
-                        .is_some_and(|l| l.get(&key).is_some())
+                let hidden_below = self
+                    .stack
+                    .iter()
+                    .chain(self.frozen.iter().flatten())
+                    .any(|l| l.contains(key))
+                    || self.replayed.as_ref().is_some_and(|l| l.get(key).is_some())
                     || self
                         .base
                         .as_ref()
-                        .is_some_and(|b| b.get(&key).ok().flatten().is_some());
+                        .is_some_and(|b| b.get(key).ok().flatten().is_some());
                 if hidden_below {
-                    self.active.insert(key, None);
+                    self.active.insert(key.into(), None);
                 } else {
-                    self.active.remove(&*key);
+                    self.active.remove(key);
                 }
             }
         }

@@ -17,7 +17,8 @@
 //!    and (if any queued commit asked for [`Durability::Immediate`]) issues one
 //!    `fdatasync`. Meanwhile it applies the group to a private copy of the working version
 //!    (O(1) to copy; on a second thread for a large group, so the apply overlaps the
-//!    `fdatasync`). New commits queue up meanwhile: they form the next group.
+//!    `fdatasync`; a group of many blind writes as one sorted run, `bulk.rs`). New commits
+//!    queue up meanwhile: they form the next group.
 //! 5. On success the leader re-takes the mutex, installs the applied version, publishes it
 //!    to readers, and wakes its group's committers one by one (a targeted unpark, no
 //!    thundering herd), first handing the leadership to the first commit queued meanwhile.
@@ -37,11 +38,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
-use super::Inner;
 use super::options::Durability;
+use super::{Inner, bulk};
 use crate::error::{Error, Result};
+use crate::model::encoded::Payload;
 use crate::model::op::{KvState, Op};
+use crate::recovery::kv_batch;
 use crate::state::Version;
+use crate::state::{self, ReplayBatch};
 use crate::wal::record;
 use crate::wal::segment::ActiveSegment;
 
@@ -160,7 +164,8 @@ struct GroupPlan {
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub lsn: u64,
-    pub ops: Vec<Op>,
+    /// The transaction, as its record's payload.
+    pub payload: Payload,
     pub sync: bool,
     pub waiter: Arc<Waiter>,
 }
@@ -303,13 +308,11 @@ impl Failure {
 
 impl Inner {
     /// Logs and applies one transaction; returns its lsn once it is as durable as asked.
-    pub(crate) fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<u64> {
-        let payload = postcard::to_allocvec(&ops)
-            .map_err(|e| Error::Conversion(format!("encode transaction: {e}")))?;
-        if payload.len() > record::PAYLOAD_BYTES_MAX as usize {
+    pub(crate) fn commit(&self, payload: Payload, durability: Durability) -> Result<u64> {
+        if payload.bytes().len() > record::PAYLOAD_BYTES_MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "transaction encodes to {} bytes, at most {} allowed",
-                payload.len(),
+                payload.bytes().len(),
                 record::PAYLOAD_BYTES_MAX
             )));
         }
@@ -321,11 +324,11 @@ impl Inner {
         let lsn = log.next_lsn;
         log.next_lsn += 1;
         let durable_lsn = log.durable_lsn;
-        record::encode_into(&mut log.queue, lsn, durable_lsn, &payload);
+        record::encode_into(&mut log.queue, lsn, durable_lsn, payload.bytes());
         let sync = durability == Durability::Immediate;
         log.queued.push(Queued {
             lsn,
-            ops,
+            payload,
             sync,
             waiter: Arc::clone(&waiter),
         });
@@ -542,6 +545,9 @@ impl Inner {
                         log.working = working;
                         Ok(())
                     }
+                    Ok(()) if bulk::blind_ops(&queued) >= bulk::RUN_OPS => {
+                        bulk::apply_as_run(&mut log.working, &queued, || None)
+                    }
                     Ok(()) => apply(&mut log.working, &queued),
                     Err(error) => Err(error),
                 };
@@ -583,7 +589,7 @@ impl Inner {
         // The group's operations, and the version it replaced (if no reader holds it), are
         // freed after its committers were woken; a large group's on another thread.
         let garbage = (queued, replaced);
-        if garbage.0.iter().map(|q| q.ops.len()).sum::<usize>() >= PARALLEL_APPLY_OPS {
+        if garbage.0.iter().map(|q| q.payload.count).sum::<usize>() >= PARALLEL_APPLY_OPS {
             // Should the spawn fail, the closure and the garbage are dropped here.
             let _ = std::thread::Builder::new()
                 .name("walstore-free".into())
@@ -607,7 +613,11 @@ impl Inner {
             let written = self.write_group(segment, batch, plan);
             (written, started.elapsed())
         };
-        let ops: usize = queued.iter().map(|q| q.ops.len()).sum();
+        // Many blind ops: one sorted run (`bulk.rs`).
+        if bulk::blind_ops(queued) >= bulk::RUN_OPS {
+            return write_and_apply_run(timed_write, segment, plan, working, queued);
+        }
+        let ops: usize = queued.iter().map(|q| q.payload.count).sum();
         // Many ops, or few heavy ones (indexed documents): applied on other threads.
         if plan.sync && (ops >= PARALLEL_APPLY_OPS || apply_weight(queued) >= PARALLEL_APPLY_WEIGHT)
         {
@@ -728,6 +738,63 @@ impl Inner {
     }
 }
 
+/// [`Inner::write_and_apply`] for a group of many blind ops: applied as one sorted run,
+/// built on another thread if the group is synced (and the stack merged down on a third,
+/// when full), so both overlap the write and `fdatasync`.
+fn write_and_apply_run(
+    timed_write: impl Fn(&mut ActiveSegment) -> (Result<Option<ActiveSegment>>, Duration),
+    segment: &mut ActiveSegment,
+    plan: &GroupPlan,
+    working: &mut Version,
+    queued: &[Queued],
+) -> (Result<Option<ActiveSegment>>, Result<()>, Duration) {
+    if plan.sync {
+        let parallel = std::thread::scope(|scope| {
+            let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+            // Merging the stack down (when full) and building the run are
+            // independent: on two threads, both beside the write and sync.
+            // A panic is caught there (an unjoined panicked thread would panic the
+            // scope, and the leader with it): the run's builder then merges.
+            let merger = bulk::merge_room(working, queued).and_then(|room| {
+                let mut below = working.stack.clone();
+                spawn("walstore-merge")
+                    .spawn_scoped(scope, move || {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            state::normalize(&mut below, room);
+                            below
+                        }))
+                        .ok()
+                    })
+                    .ok()
+            });
+            let merged_below = move || merger.and_then(|merger| merger.join().ok().flatten());
+            let working = &mut *working;
+            let builder = spawn("walstore-apply")
+                .spawn_scoped(scope, move || {
+                    bulk::apply_as_run(working, queued, merged_below)
+                })
+                .ok()?;
+            let (written, took) = timed_write(segment);
+            let applied = builder.join().unwrap_or_else(|_| {
+                Err(Error::Conversion("applying a transaction panicked".into()))
+            });
+            Some((written, applied, took))
+        });
+        if let Some(done) = parallel {
+            return done;
+        }
+    }
+    let (written, took) = timed_write(segment);
+    let applied = match written {
+        Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bulk::apply_as_run(working, queued, || None)
+        }))
+        .unwrap_or_else(|_| Err(Error::Conversion("applying a transaction panicked".into()))),
+        Err(_) => Ok(()),
+    };
+    (written, applied, took)
+}
+
 /// After a failed write or fdatasync, cuts the segment back to what is known durable (best
 /// effort: the store is poisoned anyway). The kernel may keep the failed bytes in the page
 /// cache, marked clean, and never write them (fsyncgate): a store reopened in the same
@@ -772,8 +839,8 @@ fn fts_memory_is_due(working: &Version) -> bool {
 enum Step {
     /// Set (or delete) a key: what the op's `apply` does, computed without the state.
     Set(Vec<u8>, Option<Vec<u8>>),
-    /// Apply op `.1` of transaction `.0` itself: it reads the state.
-    Op(usize, usize),
+    /// Apply this op itself: it reads the state.
+    Op(Op),
     /// Transaction `.0` is fully applied.
     End(usize),
 }
@@ -815,11 +882,15 @@ fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
     let mut chunk = Vec::with_capacity(PIPELINE_STEPS);
     let mut recorder = Recorder::default();
     for (t, txn) in queued.iter().enumerate() {
-        for (o, op) in txn.ops.iter().enumerate() {
+        // A payload that does not decode fails its apply, on the inserting side.
+        let Ok(ops) = txn.payload.decode() else {
+            break;
+        };
+        for op in ops {
             recorder.0.clear();
             match op.apply(&mut recorder) {
                 Ok(()) => chunk.extend(recorder.0.drain(..).map(|(k, v)| Step::Set(k, v))),
-                Err(_) => chunk.push(Step::Op(t, o)),
+                Err(_) => chunk.push(Step::Op(op)),
             }
             if chunk.len() >= PIPELINE_STEPS {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(PIPELINE_STEPS));
@@ -845,11 +916,7 @@ fn insert_prepared(
         for step in chunk {
             match step {
                 Step::Set(key, value) => working.set(key, value),
-                Step::Op(t, o) => {
-                    if let Some(op) = queued.get(t).and_then(|txn| txn.ops.get(o)) {
-                        op.apply(working)?;
-                    }
-                }
+                Step::Op(op) => op.apply(working)?,
                 Step::End(t) => {
                     if let Some(txn) = queued.get(t) {
                         debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
@@ -861,33 +928,49 @@ fn insert_prepared(
         }
     }
     // Only whole transactions were counted: a partly sent one cannot happen (the
-    // sender stops only when this side is gone), so the rest starts at a transaction.
+    // sender stops only when this side is gone, or before a transaction), so the rest
+    // starts at a transaction.
     apply(working, queued.get(next..).unwrap_or_default())
 }
 
 /// About how much work applying a group is, in ops: an indexed document counts one per
 /// distinct term (its postings), any other op one.
 fn apply_weight(queued: &[Queued]) -> usize {
-    queued
-        .iter()
-        .flat_map(|q| q.ops.iter())
-        .map(|op| match op {
-            Op::IndexDoc { terms, .. } => terms.terms.len().max(1),
-            _ => 1,
-        })
-        .sum()
+    queued.iter().map(|q| q.payload.weight).sum()
 }
 
 /// Applies a group to the working version in lsn order.
 fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
+    let mut changes = ReplayBatch::default();
+    changes.reserve(
+        queued
+            .iter()
+            .map(|q| q.payload.bytes().len())
+            .max()
+            .unwrap_or(0),
+    );
     for txn in queued {
         debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
-        for op in &txn.ops {
-            op.apply(working)?;
-        }
+        apply_txn(working, &txn.payload, &mut changes)?;
         working.lsn = txn.lsn;
     }
     working.seal();
+    Ok(())
+}
+
+/// Applies one transaction: a payload of blind writes decoded straight into `changes`
+/// (reused, no `Op` built), any other decoded into ops and applied one by one.
+fn apply_txn(working: &mut Version, payload: &Payload, changes: &mut ReplayBatch) -> Result<()> {
+    changes.clear();
+    if kv_batch::decode_into(payload.bytes(), changes) {
+        for (key, value) in changes.changes() {
+            working.set_ref(key, value);
+        }
+        return Ok(());
+    }
+    for op in payload.decode()? {
+        op.apply(working)?;
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The store: open (and recover), write transactions, read views, checkpoints.
 
+mod bulk;
 mod checkpoint;
 mod commit;
 mod head;
