@@ -104,7 +104,7 @@ impl WriteTxn {
     /// Adds or replaces document `doc` in the full-text index. The text is tokenized
     /// now; only the document's terms are logged, never the whole index.
     pub fn index_doc(&mut self, doc: &str, text: &str) -> &mut Self {
-        self.ops.op(&Op::IndexDoc {
+        self.ops.op(Op::IndexDoc {
             doc: doc.to_owned(),
             terms: DocTerms::from_text(text),
         });
@@ -114,7 +114,7 @@ impl WriteTxn {
     /// Adds or replaces document `doc` given its terms, tokenized by the caller (for
     /// instance on other threads, with [`DocTerms::from_text`]).
     pub fn index_doc_terms(&mut self, doc: &str, terms: DocTerms) -> &mut Self {
-        self.ops.op(&Op::IndexDoc {
+        self.ops.op(Op::IndexDoc {
             doc: doc.to_owned(),
             terms,
         });
@@ -123,7 +123,7 @@ impl WriteTxn {
 
     /// Removes document `doc` from the full-text index.
     pub fn remove_doc(&mut self, doc: &str) -> &mut Self {
-        self.ops.op(&Op::RemoveDoc {
+        self.ops.op(Op::RemoveDoc {
             doc: doc.to_owned(),
         });
         self

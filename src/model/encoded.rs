@@ -40,6 +40,8 @@ pub(crate) struct EncodedOps {
     weight: usize,
     /// The first op that failed its check: commit reports it.
     invalid: Option<Error>,
+    /// The FTS ops, in order, kept as they were added (see [`Payload::fts_ops`]).
+    fts_ops: Vec<Op>,
 }
 
 impl Default for EncodedOps {
@@ -53,6 +55,7 @@ impl Default for EncodedOps {
             blind: 0,
             weight: 0,
             invalid: None,
+            fts_ops: Vec::new(),
         }
     }
 }
@@ -135,18 +138,21 @@ impl EncodedOps {
         self.added(true, 1);
     }
 
-    /// Any op (checked as a commit checks it).
-    pub(crate) fn op(&mut self, op: &Op) {
+    /// Any op (checked as a commit checks it). An FTS op is also kept as it is.
+    pub(crate) fn op(&mut self, op: Op) {
         if let Err(error) = op.check() {
             self.fail(error);
         }
-        self.put_value(op);
-        let (blind, weight) = match op {
+        self.put_value(&op);
+        let (blind, weight) = match &op {
             Op::IndexDoc { terms, .. } => (false, terms.terms.len().max(1)),
             Op::RemoveDoc { .. } => (false, 1),
             _ => (true, 1),
         };
         self.added(blind, weight);
+        if !blind {
+            self.fts_ops.push(op);
+        }
     }
 
     /// The record payload, or the first op's check failure.
@@ -157,6 +163,7 @@ impl EncodedOps {
             blind,
             weight,
             invalid,
+            fts_ops,
         } = self;
         if let Some(error) = invalid {
             return Err(error);
@@ -173,6 +180,7 @@ impl EncodedOps {
             count: usize::try_from(count).unwrap_or(usize::MAX),
             blind,
             weight,
+            fts_ops,
         })
     }
 }
@@ -188,6 +196,10 @@ pub(crate) struct Payload {
     pub blind: usize,
     /// About how much work applying them is.
     pub weight: usize,
+    /// The FTS ops (`IndexDoc`, `RemoveDoc`), in order: `count - blind` of them. Applied
+    /// from here, with the blind ops decoded from the bytes skipping these
+    /// (`kv_batch::decode_blind_into`), instead of decoding every term again.
+    pub fts_ops: Vec<Op>,
 }
 
 impl Payload {
@@ -253,7 +265,7 @@ mod tests {
                         fingerprint,
                     } => encoded.fingerprint(ns, path, Some(fingerprint)),
                     Op::DelFingerprint { ns, path } => encoded.fingerprint(ns, path, None),
-                    other => encoded.op(other),
+                    other => encoded.op(other.clone()),
                 }
                 all.push(op);
             }
@@ -265,6 +277,12 @@ mod tests {
                 "{n} ops"
             );
             assert_eq!(payload.decode().expect("decode"), all);
+            let fts: Vec<Op> = all
+                .iter()
+                .filter(|op| matches!(op, Op::IndexDoc { .. } | Op::RemoveDoc { .. }))
+                .cloned()
+                .collect();
+            assert_eq!(payload.fts_ops, fts, "the FTS ops are kept, in order");
             assert_eq!(
                 payload.blind,
                 all.iter()

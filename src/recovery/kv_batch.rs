@@ -23,12 +23,35 @@ const SET_CONFIG: u8 = 2;
 const DEL_CONFIG: u8 = 3;
 const PUT_FINGERPRINT: u8 = 4;
 const DEL_FINGERPRINT: u8 = 5;
+const INDEX_DOC: u8 = 6;
+const REMOVE_DOC: u8 = 7;
+
+/// What the decoder does with an FTS op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FtsOps {
+    /// Not for this path: the record takes the general one.
+    Refuse,
+    /// Skipped over (checked to be well formed): the caller applies the FTS ops it kept.
+    Skip,
+}
 
 /// Appends the changes of `payload` (a record's `postcard(Vec<Op>)`) to `batch`.
 /// `false`: the record is not for this path; `batch` is as it was.
 pub(crate) fn decode_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
+    decode_marked(payload, batch, FtsOps::Refuse)
+}
+
+/// Appends the changes of the blind ops of `payload` to `batch`, skipping its FTS ops
+/// (`IndexDoc`, `RemoveDoc`): for a committer that still holds those ops decoded. They
+/// touch only FTS keys, which no blind op does, so applying them apart gives the same
+/// state. `false`: bytes this decoder does not accept; `batch` is as it was.
+pub(crate) fn decode_blind_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
+    decode_marked(payload, batch, FtsOps::Skip)
+}
+
+fn decode_marked(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> bool {
     let mark = batch.mark();
-    let done = decode(payload, batch).is_some();
+    let done = decode(payload, batch, fts).is_some();
     if !done {
         batch.undo(mark);
     }
@@ -42,7 +65,7 @@ fn take_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a str> {
     std::str::from_utf8(raw).ok()
 }
 
-fn decode(payload: &[u8], batch: &mut ReplayBatch) -> Option<()> {
+fn decode(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> Option<()> {
     let mut pos = 0;
     let count = get_postcard_u64(payload, &mut pos)?;
     for _ in 0..count {
@@ -100,6 +123,19 @@ fn decode(payload: &[u8], batch: &mut ReplayBatch) -> Option<()> {
                     Fingerprint::put_stored(out, hash, size, mtime);
                 }
                 batch.end(value_at, fingerprint.is_some());
+            }
+            // `IndexDoc { doc, terms: DocTerms { terms: Vec<(String, u32)> } }`.
+            INDEX_DOC if fts == FtsOps::Skip => {
+                take_str(payload, &mut pos)?;
+                let terms = get_postcard_u64(payload, &mut pos)?;
+                for _ in 0..terms {
+                    take_str(payload, &mut pos)?;
+                    u32::try_from(get_postcard_u64(payload, &mut pos)?).ok()?;
+                }
+            }
+            // `RemoveDoc { doc }`.
+            REMOVE_DOC if fts == FtsOps::Skip => {
+                take_str(payload, &mut pos)?;
             }
             _ => return None,
         }
@@ -188,6 +224,76 @@ mod tests {
                 .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
                 .collect();
             assert_eq!(got, expected.0);
+        }
+    }
+
+    /// The blind ops of `ops`, interleaved with FTS ops.
+    fn mixed_ops() -> Vec<Op> {
+        let mut mixed = Vec::new();
+        for (i, op) in ops().into_iter().enumerate() {
+            mixed.push(op);
+            mixed.push(match i % 3 {
+                0 => Op::IndexDoc {
+                    doc: format!("d{i}"),
+                    terms: crate::fts::DocTerms::from_text("alpha beta alpha gamma"),
+                },
+                1 => Op::RemoveDoc { doc: "é".into() },
+                _ => Op::IndexDoc {
+                    doc: String::new(),
+                    terms: crate::fts::DocTerms::default(),
+                },
+            });
+        }
+        mixed
+    }
+
+    /// The changes `decode_blind_into` must give for `ops`: the blind ops' only.
+    fn blind_changes(ops: &[Op]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut expected = Log::default();
+        for op in ops {
+            if !matches!(op, Op::IndexDoc { .. } | Op::RemoveDoc { .. }) {
+                op.apply(&mut expected).unwrap();
+            }
+        }
+        expected.0
+    }
+
+    #[test]
+    fn blind_decoding_skips_fts_ops_and_accepts_only_what_postcard_accepts() {
+        let mixed = mixed_ops();
+        let payload = postcard::to_allocvec(&mixed).unwrap();
+        let mut batch = ReplayBatch::default();
+        assert!(
+            !decode_into(&payload, &mut batch),
+            "the replay path refuses FTS ops"
+        );
+        assert!(decode_blind_into(&payload, &mut batch));
+        let got: Vec<_> = batch
+            .changes()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(got, blind_changes(&mixed));
+        for at in 0..payload.len() {
+            for byte in [0x00, 0x01, 0x06, 0x07, 0x7f, 0x80, 0xff] {
+                let mut changed = payload.clone();
+                changed[at] = byte;
+                for cut in [changed.len(), at + 1] {
+                    let bytes = &changed[..cut];
+                    let mut batch = ReplayBatch::default();
+                    if !decode_blind_into(bytes, &mut batch) {
+                        assert!(batch.is_empty());
+                        continue;
+                    }
+                    let ops: Vec<Op> = postcard::from_bytes(bytes).unwrap_or_else(|e| {
+                        panic!("blind decoding accepted what postcard refuses: {e}")
+                    });
+                    let got: Vec<_> = batch
+                        .changes()
+                        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                        .collect();
+                    assert_eq!(got, blind_changes(&ops));
+                }
+            }
         }
     }
 

@@ -43,8 +43,13 @@ pub(super) fn apply_as_run(
     batch.reserve(queued.iter().map(|q| q.payload.bytes().len()).sum());
     for txn in queued {
         debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
-        // Blind writes only (the common case): decoded from the payload in place.
-        if !kv_batch::decode_into(txn.payload.bytes(), &mut batch) {
+        // Blind writes decoded from the payload in place; FTS ops as the transaction
+        // kept them (see the module docs for why apart).
+        if kv_batch::decode_blind_into(txn.payload.bytes(), &mut batch) {
+            for op in &txn.payload.fts_ops {
+                op.apply(working)?;
+            }
+        } else {
             for op in txn.payload.decode()? {
                 if !append_blind(&op, &mut batch)? {
                     op.apply(working)?;

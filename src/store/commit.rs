@@ -841,6 +841,8 @@ enum Step {
     Set(Vec<u8>, Option<Vec<u8>>),
     /// Apply this op itself: it reads the state.
     Op(Op),
+    /// Apply FTS op `.1` that transaction `.0` kept (`Payload::fts_ops`).
+    FtsOp(usize, usize),
     /// Transaction `.0` is fully applied.
     End(usize),
 }
@@ -881,7 +883,34 @@ const PIPELINE_CHUNKS: usize = 16;
 fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
     let mut chunk = Vec::with_capacity(PIPELINE_STEPS);
     let mut recorder = Recorder::default();
+    let mut changes = ReplayBatch::default();
+    let send_if_full = |chunk: &mut Vec<Step>| {
+        if chunk.len() < PIPELINE_STEPS {
+            return true;
+        }
+        let full = std::mem::replace(chunk, Vec::with_capacity(PIPELINE_STEPS));
+        sender.send(full).is_ok()
+    };
     for (t, txn) in queued.iter().enumerate() {
+        changes.clear();
+        // Blind writes from the bytes, then the FTS ops the transaction kept (as
+        // `apply_txn` does).
+        if kv_batch::decode_blind_into(txn.payload.bytes(), &mut changes) {
+            for (key, value) in changes.changes() {
+                chunk.push(Step::Set(key.to_vec(), value.map(<[u8]>::to_vec)));
+                if !send_if_full(&mut chunk) {
+                    return;
+                }
+            }
+            for o in 0..txn.payload.fts_ops.len() {
+                chunk.push(Step::FtsOp(t, o));
+                if !send_if_full(&mut chunk) {
+                    return;
+                }
+            }
+            chunk.push(Step::End(t));
+            continue;
+        }
         // A payload that does not decode fails its apply, on the inserting side.
         let Ok(ops) = txn.payload.decode() else {
             break;
@@ -892,11 +921,8 @@ fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
                 Ok(()) => chunk.extend(recorder.0.drain(..).map(|(k, v)| Step::Set(k, v))),
                 Err(_) => chunk.push(Step::Op(op)),
             }
-            if chunk.len() >= PIPELINE_STEPS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PIPELINE_STEPS));
-                if sender.send(full).is_err() {
-                    return;
-                }
+            if !send_if_full(&mut chunk) {
+                return;
             }
         }
         chunk.push(Step::End(t));
@@ -917,6 +943,11 @@ fn insert_prepared(
             match step {
                 Step::Set(key, value) => working.set(key, value),
                 Step::Op(op) => op.apply(working)?,
+                Step::FtsOp(t, o) => {
+                    if let Some(op) = queued.get(t).and_then(|txn| txn.payload.fts_ops.get(o)) {
+                        op.apply(working)?;
+                    }
+                }
                 Step::End(t) => {
                     if let Some(txn) = queued.get(t) {
                         debug_assert_eq!(txn.lsn, working.lsn + 1, "lsns apply densely");
@@ -958,13 +989,20 @@ fn apply(working: &mut Version, queued: &[Queued]) -> Result<()> {
     Ok(())
 }
 
-/// Applies one transaction: a payload of blind writes decoded straight into `changes`
-/// (reused, no `Op` built), any other decoded into ops and applied one by one.
+/// Applies one transaction: its blind writes decoded straight from the payload into
+/// `changes` (reused, no `Op` built), then its FTS ops as the transaction kept them (they
+/// touch only FTS keys, which no blind write does, so the order between the two kinds
+/// does not matter). Bytes the fast decoder does not accept are decoded into ops and
+/// applied one by one.
 fn apply_txn(working: &mut Version, payload: &Payload, changes: &mut ReplayBatch) -> Result<()> {
+    debug_assert_eq!(payload.fts_ops.len(), payload.count - payload.blind);
     changes.clear();
-    if kv_batch::decode_into(payload.bytes(), changes) {
+    if kv_batch::decode_blind_into(payload.bytes(), changes) {
         for (key, value) in changes.changes() {
             working.set_ref(key, value);
+        }
+        for op in &payload.fts_ops {
+            op.apply(working)?;
         }
         return Ok(());
     }
