@@ -22,7 +22,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use walstore::storage::SimStorage;
-use walstore::storage::sim::CrashMode;
+use walstore::storage::sim::{CallKind, CrashMode, Fault, FaultKind};
 use walstore::{Durability, Fingerprint, ReadTxn, Store, Value};
 
 const DIR: &str = "/bulk/store";
@@ -42,6 +42,8 @@ enum Change {
 enum Step {
     Commit(Vec<Change>, bool),
     Checkpoint,
+    /// A checkpoint whose snapshot rename fails: the frozen layers are thawed.
+    FailedCheckpoint,
     Reopen,
     Crash(CrashMode),
     /// Keep a reader of the current state, checked at the end.
@@ -93,6 +95,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => commit(),
         1 => Just(Step::Checkpoint),
+        1 => Just(Step::FailedCheckpoint),
         1 => Just(Step::Reopen),
         1 => prop_oneof![
             Just(CrashMode::KeepUnsynced),
@@ -249,6 +252,18 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 let live = store.as_ref().unwrap();
                 live.checkpoint().expect("checkpoint");
                 durable = live.lsn();
+            }
+            Step::FailedCheckpoint => {
+                // Its rename fails: the checkpoint thaws what it froze, under whatever
+                // the stack holds, and the next checks see the model still.
+                sim.inject(Fault {
+                    at_call: 1,
+                    kind: FaultKind::Eio,
+                    persistent: false,
+                    only: Some(CallKind::Rename),
+                });
+                let _ = store.as_ref().unwrap().checkpoint();
+                sim.clear_faults();
             }
             Step::Crash(mode) => {
                 sim.crash(*mode);

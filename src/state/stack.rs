@@ -21,6 +21,12 @@
 //! pair with the fewest entries is merged). The merge can run while the new run is being
 //! built. A checkpoint writes the whole stack out and drops it.
 //!
+//! Bounds: the stack holds at most [`STACK_MAX`] layers, but while a checkpoint runs its
+//! frozen part holds up to `STACK_MAX + 1` more (the stack and active overlay it froze),
+//! so a lookup that misses searches at most `2 × STACK_MAX + 2` overlay layers. A reader
+//! holding a version across a merge keeps the layers it merged alive beside the merged
+//! copy, until it drops the version.
+//!
 //! (Merging only when a count of layers is exceeded would be quadratic: a steady stream
 //! of runs keeps merging the newest into an ever larger layer.)
 

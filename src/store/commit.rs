@@ -545,10 +545,17 @@ impl Inner {
                         log.working = working;
                         Ok(())
                     }
-                    Ok(()) if bulk::blind_ops(&queued) >= bulk::RUN_OPS => {
-                        bulk::apply_as_run(&mut log.working, &queued, || None)
-                    }
-                    Ok(()) => apply(&mut log.working, &queued),
+                    // Under the mutex: a panic would leave the leadership taken for ever,
+                    // so it fails the group (and poisons) instead.
+                    Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        match bulk::blind_ops(&queued) >= bulk::RUN_OPS {
+                            true => bulk::apply_as_run(&mut log.working, &queued, || None),
+                            false => apply(&mut log.working, &queued),
+                        }
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Conversion("applying a transaction panicked".into()))
+                    }),
                     Err(error) => Err(error),
                 };
                 match applied {
