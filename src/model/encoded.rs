@@ -11,6 +11,9 @@ use serde::Serialize;
 use super::fingerprint::Fingerprint;
 use super::keys::{self, KEY_BYTES_MAX, Tag};
 use super::op::Op;
+use super::op::variant::{
+    DEL_CONFIG, DEL_FINGERPRINT, DEL_META, PUT_FINGERPRINT, SET_CONFIG, SET_META,
+};
 use super::value::Value;
 use crate::codec::put_varint;
 use crate::error::{Error, Result};
@@ -19,14 +22,6 @@ use crate::error::{Error, Result};
 const PREFIX: usize = 10;
 /// Bytes reserved up front.
 const INITIAL_BYTES: usize = 256;
-
-/// Postcard's variant indexes of [`Op`] (part of the format, never reordered).
-const SET_META: u8 = 0;
-const DEL_META: u8 = 1;
-const SET_CONFIG: u8 = 2;
-const DEL_CONFIG: u8 = 3;
-const PUT_FINGERPRINT: u8 = 4;
-const DEL_FINGERPRINT: u8 = 5;
 
 /// Operations being added to a transaction.
 #[derive(Debug)]

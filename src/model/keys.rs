@@ -106,15 +106,20 @@ pub fn pair_len(first: &str, second: &str) -> usize {
 /// The prefix shared by every [`pair`] key with this `first`.
 pub fn pair_prefix(tag: Tag, first: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(3 + first.len() + PAIR_SECOND_BYTES_HINT);
-    key.push(tag as u8);
+    put_pair_prefix(&mut key, tag, first);
+    key
+}
+
+/// Appends [`pair_prefix`] to `out` (a key written in place).
+pub fn put_pair_prefix(out: &mut Vec<u8>, tag: Tag, first: &str) {
+    out.push(tag as u8);
     for &byte in first.as_bytes() {
-        key.push(byte);
+        out.push(byte);
         if byte == 0 {
-            key.push(0xFF);
+            out.push(0xFF);
         }
     }
-    key.extend_from_slice(&[0x00, 0x01]);
-    key
+    out.extend_from_slice(&[0x00, 0x01]);
 }
 
 /// Capacity reserved for the second string of a pair key (a typical path).

@@ -12,6 +12,19 @@ use super::value::Value;
 use crate::error::{Error, Result};
 use crate::fts::{DOC_TOKENS_MAX, DocEntry, DocTerms, FtsTotals};
 
+/// Postcard's variant index of each [`Op`] (its declaration order: part of the format,
+/// never reordered), for the decoders and encoders that work on record bytes directly.
+pub(crate) mod variant {
+    pub const SET_META: u8 = 0;
+    pub const DEL_META: u8 = 1;
+    pub const SET_CONFIG: u8 = 2;
+    pub const DEL_CONFIG: u8 = 3;
+    pub const PUT_FINGERPRINT: u8 = 4;
+    pub const DEL_FINGERPRINT: u8 = 5;
+    pub const INDEX_DOC: u8 = 6;
+    pub const REMOVE_DOC: u8 = 7;
+}
+
 /// One change inside a transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -247,4 +260,60 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     postcard::from_bytes(bytes)
         .map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The indexes the byte-level decoders and encoders use are the ones postcard writes.
+    #[test]
+    fn variant_indexes_are_postcards() {
+        let fingerprint = Fingerprint::new([1u8; 32], 2, 3).expect("fingerprint");
+        let cases = [
+            (
+                Op::SetMeta {
+                    key: "k".into(),
+                    value: Value::from(1u64),
+                },
+                variant::SET_META,
+            ),
+            (Op::DelMeta { key: "k".into() }, variant::DEL_META),
+            (
+                Op::SetConfig {
+                    key: "k".into(),
+                    value: Value::from(1u64),
+                },
+                variant::SET_CONFIG,
+            ),
+            (Op::DelConfig { key: "k".into() }, variant::DEL_CONFIG),
+            (
+                Op::PutFingerprint {
+                    ns: "n".into(),
+                    path: "p".into(),
+                    fingerprint,
+                },
+                variant::PUT_FINGERPRINT,
+            ),
+            (
+                Op::DelFingerprint {
+                    ns: "n".into(),
+                    path: "p".into(),
+                },
+                variant::DEL_FINGERPRINT,
+            ),
+            (
+                Op::IndexDoc {
+                    doc: "d".into(),
+                    terms: DocTerms::from_text("a b"),
+                },
+                variant::INDEX_DOC,
+            ),
+            (Op::RemoveDoc { doc: "d".into() }, variant::REMOVE_DOC),
+        ];
+        for (op, index) in cases {
+            let bytes = postcard::to_allocvec(&op).expect("encode");
+            assert_eq!(bytes.first(), Some(&index), "{op:?}");
+        }
+    }
 }

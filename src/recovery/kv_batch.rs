@@ -14,17 +14,9 @@ use crate::codec::get_postcard_u64;
 use crate::model::fingerprint::Fingerprint;
 use crate::model::keys::Tag;
 use crate::model::op::encode;
+use crate::model::op::variant::*;
 use crate::model::value::Value;
 use crate::state::ReplayBatch;
-
-const SET_META: u8 = 0;
-const DEL_META: u8 = 1;
-const SET_CONFIG: u8 = 2;
-const DEL_CONFIG: u8 = 3;
-const PUT_FINGERPRINT: u8 = 4;
-const DEL_FINGERPRINT: u8 = 5;
-const INDEX_DOC: u8 = 6;
-const REMOVE_DOC: u8 = 7;
 
 /// What the decoder does with an FTS op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,15 +80,7 @@ fn decode(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> Option<()> {
                 } else {
                     None
                 };
-                batch.begin();
-                let out = batch.buffer();
-                out.push(tag as u8);
-                out.extend_from_slice(name.as_bytes());
-                let value_at = out.len();
-                if let Some(value) = &value {
-                    out.extend_from_slice(value);
-                }
-                batch.end(value_at, value.is_some());
+                batch.push_simple(tag, name, value.as_deref());
             }
             PUT_FINGERPRINT | DEL_FINGERPRINT => {
                 let ns = take_str(payload, &mut pos)?;
@@ -106,23 +90,7 @@ fn decode(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> Option<()> {
                 } else {
                     None
                 };
-                batch.begin();
-                let out = batch.buffer();
-                // keys::pair, written in place.
-                out.push(Tag::Fingerprint as u8);
-                for &byte in ns.as_bytes() {
-                    out.push(byte);
-                    if byte == 0 {
-                        out.push(0xFF);
-                    }
-                }
-                out.extend_from_slice(&[0x00, 0x01]);
-                out.extend_from_slice(path.as_bytes());
-                let value_at = out.len();
-                if let Some((hash, size, mtime)) = fingerprint {
-                    Fingerprint::put_stored(out, hash, size, mtime);
-                }
-                batch.end(value_at, fingerprint.is_some());
+                batch.push_fingerprint(ns, path, fingerprint);
             }
             // `IndexDoc { doc, terms: DocTerms { terms: Vec<(String, u32)> } }`.
             INDEX_DOC if fts == FtsOps::Skip => {

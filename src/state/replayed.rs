@@ -11,6 +11,9 @@
 //! The same sorted arena holds the run of a large commit group, and layers merged
 //! together, in the overlay stack (`stack.rs`).
 
+use crate::model::fingerprint::Fingerprint;
+use crate::model::keys::{self, Tag};
+
 /// Sorted, deduplicated changes: key to value, `None` for a deletion.
 #[derive(Debug, Default)]
 pub struct Replayed {
@@ -124,6 +127,34 @@ pub struct Mark {
 }
 
 impl ReplayBatch {
+    /// Appends the change a metadata or config op makes: key `keys::simple(tag, name)`,
+    /// its encoded value (`None`: a deletion).
+    pub fn push_simple(&mut self, tag: Tag, name: &str, value: Option<&[u8]>) {
+        self.begin();
+        let out = self.buffer();
+        out.push(tag as u8);
+        out.extend_from_slice(name.as_bytes());
+        let value_at = out.len();
+        if let Some(value) = value {
+            out.extend_from_slice(value);
+        }
+        self.end(value_at, value.is_some());
+    }
+
+    /// Appends the change a fingerprint op makes: key `keys::pair(Fingerprint, ns, path)`,
+    /// the stored fingerprint `(hash, size, mtime)` (`None`: a deletion).
+    pub fn push_fingerprint(&mut self, ns: &str, path: &str, stored: Option<(&[u8], u64, i64)>) {
+        self.begin();
+        let out = self.buffer();
+        keys::put_pair_prefix(out, Tag::Fingerprint, ns);
+        out.extend_from_slice(path.as_bytes());
+        let value_at = out.len();
+        if let Some((hash, size, mtime)) = stored {
+            Fingerprint::put_stored(out, hash, size, mtime);
+        }
+        self.end(value_at, stored.is_some());
+    }
+
     /// Whether no change was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

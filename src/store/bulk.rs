@@ -88,29 +88,18 @@ pub(crate) fn append_blind(op: &Op, batch: &mut ReplayBatch) -> Result<bool> {
             ns,
             path,
             fingerprint,
-        } => {
-            append_pair(batch, ns, path);
-            let out = batch.buffer();
-            let value_at = out.len();
-            crate::model::fingerprint::Fingerprint::put_stored(
-                out,
-                &fingerprint.hash,
-                fingerprint.size,
-                fingerprint.mtime,
-            );
-            batch.end(value_at, true);
-        }
-        Op::DelFingerprint { ns, path } => {
-            append_pair(batch, ns, path);
-            let value_at = batch.buffer().len();
-            batch.end(value_at, false);
-        }
+        } => batch.push_fingerprint(
+            ns,
+            path,
+            Some((&fingerprint.hash, fingerprint.size, fingerprint.mtime)),
+        ),
+        Op::DelFingerprint { ns, path } => batch.push_fingerprint(ns, path, None),
         Op::IndexDoc { .. } | Op::RemoveDoc { .. } => return Ok(false),
     }
     Ok(true)
 }
 
-/// Begins a change and appends the key `keys::simple(tag, name)`, then its value.
+/// Appends the change of a metadata or config op.
 fn append_simple(
     batch: &mut ReplayBatch,
     tag: Tag,
@@ -119,31 +108,8 @@ fn append_simple(
 ) -> Result<()> {
     // Encoded first: a failure leaves the batch as it was.
     let value = value.map(encode).transpose()?;
-    batch.begin();
-    let out = batch.buffer();
-    out.push(tag as u8);
-    out.extend_from_slice(name.as_bytes());
-    let value_at = out.len();
-    if let Some(value) = &value {
-        out.extend_from_slice(value);
-    }
-    batch.end(value_at, value.is_some());
+    batch.push_simple(tag, name, value.as_deref());
     Ok(())
-}
-
-/// Begins a change and appends the key `keys::pair(Tag::Fingerprint, ns, path)`.
-fn append_pair(batch: &mut ReplayBatch, ns: &str, path: &str) {
-    batch.begin();
-    let out = batch.buffer();
-    out.push(Tag::Fingerprint as u8);
-    for &byte in ns.as_bytes() {
-        out.push(byte);
-        if byte == 0 {
-            out.push(0xFF);
-        }
-    }
-    out.extend_from_slice(&[0x00, 0x01]);
-    out.extend_from_slice(path.as_bytes());
 }
 
 #[cfg(test)]

@@ -547,14 +547,9 @@ impl Inner {
                     }
                     // Under the mutex: a panic would leave the leadership taken for ever,
                     // so it fails the group (and poisons) instead.
-                    Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        match bulk::blind_ops(&queued) >= bulk::RUN_OPS {
-                            true => bulk::apply_as_run(&mut log.working, &queued, || None),
-                            false => apply(&mut log.working, &queued),
-                        }
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(Error::Conversion("applying a transaction panicked".into()))
+                    Ok(()) => catching(|| match bulk::blind_ops(&queued) >= bulk::RUN_OPS {
+                        true => bulk::apply_as_run(&mut log.working, &queued, || None),
+                        false => apply(&mut log.working, &queued),
                     }),
                     Err(error) => Err(error),
                 };
@@ -639,9 +634,7 @@ impl Inner {
                 let _ =
                     spawn("walstore-prepare").spawn_scoped(scope, move || prepare(queued, &sender));
                 let (written, took) = timed_write(segment);
-                let applied = inserter.join().unwrap_or_else(|_| {
-                    Err(Error::Conversion("applying a transaction panicked".into()))
-                });
+                let applied = inserter.join().unwrap_or_else(|_| Err(apply_panicked()));
                 Some((written, applied, took))
             });
             if let Some(done) = parallel {
@@ -651,12 +644,7 @@ impl Inner {
         let (written, took) = timed_write(segment);
         let applied = match written {
             // A panic would leave the leadership taken for ever: it fails the group.
-            Ok(_) => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(working, queued)))
-                    .unwrap_or_else(|_| {
-                        Err(Error::Conversion("applying a transaction panicked".into()))
-                    })
-            }
+            Ok(_) => catching(|| apply(working, queued)),
             Err(_) => Ok(()),
         };
         (written, applied, took)
@@ -782,9 +770,7 @@ fn write_and_apply_run(
                 })
                 .ok()?;
             let (written, took) = timed_write(segment);
-            let applied = builder.join().unwrap_or_else(|_| {
-                Err(Error::Conversion("applying a transaction panicked".into()))
-            });
+            let applied = builder.join().unwrap_or_else(|_| Err(apply_panicked()));
             Some((written, applied, took))
         });
         if let Some(done) = parallel {
@@ -793,10 +779,7 @@ fn write_and_apply_run(
     }
     let (written, took) = timed_write(segment);
     let applied = match written {
-        Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            bulk::apply_as_run(working, queued, || None)
-        }))
-        .unwrap_or_else(|_| Err(Error::Conversion("applying a transaction panicked".into()))),
+        Ok(_) => catching(|| bulk::apply_as_run(working, queued, || None)),
         Err(_) => Ok(()),
     };
     (written, applied, took)
@@ -1017,6 +1000,18 @@ fn apply_txn(working: &mut Version, payload: &Payload, changes: &mut ReplayBatch
         op.apply(working)?;
     }
     Ok(())
+}
+
+/// What a panicking apply becomes: it fails the group (and poisons the store) instead of
+/// leaving the leadership taken for ever.
+fn apply_panicked() -> Error {
+    Error::Conversion("applying a transaction panicked".into())
+}
+
+/// Runs an apply, a panic becoming [`apply_panicked`].
+fn catching(apply: impl FnOnce() -> Result<()>) -> Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
+        .unwrap_or_else(|_| Err(apply_panicked()))
 }
 
 /// Wakes the next leader first (it starts the next group), then a group's committers.
