@@ -127,6 +127,18 @@ pub struct Mark {
 }
 
 impl ReplayBatch {
+    /// Appends one change: `key`, and `value` (`None`: a deletion).
+    pub fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.begin();
+        let out = self.buffer();
+        out.extend_from_slice(key);
+        let value_at = out.len();
+        if let Some(value) = value {
+            out.extend_from_slice(value);
+        }
+        self.end(value_at, value.is_some());
+    }
+
     /// Appends the change a metadata or config op makes: key `keys::simple(tag, name)`,
     /// its encoded value (`None`: a deletion).
     pub fn push_simple(&mut self, tag: Tag, name: &str, value: Option<&[u8]>) {
@@ -278,13 +290,8 @@ mod tests {
     fn run(first: u32, n: u32) -> Replayed {
         let mut batch = ReplayBatch::default();
         for i in first..first + n {
-            batch.begin();
-            let out = batch.buffer();
             // About a fingerprint: a 40-byte key, a 45-byte value.
-            out.extend_from_slice(format!("{i:040}").as_bytes());
-            let value_at = out.len();
-            out.extend_from_slice(&[7u8; 45]);
-            batch.end(value_at, true);
+            batch.push(format!("{i:040}").as_bytes(), Some(&[7u8; 45]));
         }
         batch.finish()
     }

@@ -99,14 +99,7 @@ pub fn merge(layers: &[Stacked]) -> Replayed {
     batch.reserve(entries.saturating_mul(64));
     let mut merged = Overlays::from_layers(layers.iter().map(|layer| layer.range_from(&[])));
     while let Some((key, value)) = merged.peek() {
-        batch.begin();
-        let out = batch.buffer();
-        out.extend_from_slice(key);
-        let value_at = out.len();
-        if let Some(value) = value {
-            out.extend_from_slice(value);
-        }
-        batch.end(value_at, value.is_some());
+        batch.push(key, value);
         merged.advance();
     }
     batch.finish_sorted()
@@ -172,14 +165,7 @@ mod tests {
     fn run(changes: &[(&[u8], Option<&[u8]>)]) -> Replayed {
         let mut batch = ReplayBatch::default();
         for (key, value) in changes {
-            batch.begin();
-            let out = batch.buffer();
-            out.extend_from_slice(key);
-            let value_at = out.len();
-            if let Some(value) = value {
-                out.extend_from_slice(value);
-            }
-            batch.end(value_at, value.is_some());
+            batch.push(key, *value);
         }
         batch.finish()
     }
