@@ -36,7 +36,10 @@ pub(crate) fn decode_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
 /// Appends the changes of the blind ops of `payload` to `batch`, skipping its FTS ops
 /// (`IndexDoc`, `RemoveDoc`): for a committer that still holds those ops decoded. They
 /// touch only FTS keys, which no blind op does, so applying them apart gives the same
-/// state. `false`: bytes this decoder does not accept; `batch` is as it was.
+/// state. The skipped ops are only stepped over, their strings unchecked: the committer
+/// encoded them from the ops it holds (checking each term's UTF-8 again made
+/// `walstore index` about 10 % slower, in alternated runs). `false`: bytes this decoder
+/// does not accept; `batch` is as it was.
 pub(crate) fn decode_blind_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
     decode_marked(payload, batch, FtsOps::Skip)
 }
@@ -48,6 +51,13 @@ fn decode_marked(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> bool {
         batch.undo(mark);
     }
     done
+}
+
+/// Steps over a length-prefixed byte string.
+fn skip_bytes(bytes: &[u8], pos: &mut usize) -> Option<()> {
+    let len = usize::try_from(get_postcard_u64(bytes, pos)?).ok()?;
+    let end = pos.checked_add(len)?;
+    (end <= bytes.len()).then(|| *pos = end)
 }
 
 fn take_str<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a str> {
@@ -92,18 +102,20 @@ fn decode(payload: &[u8], batch: &mut ReplayBatch, fts: FtsOps) -> Option<()> {
                 };
                 batch.push_fingerprint(ns, path, fingerprint);
             }
-            // `IndexDoc { doc, terms: DocTerms { terms: Vec<(String, u32)> } }`.
+            // `IndexDoc { doc, terms: DocTerms { terms: Vec<(String, u32)> } }`. Only
+            // stepped over: the committer applies the op it kept, and wrote these bytes
+            // from it (so their strings are not checked again here).
             INDEX_DOC if fts == FtsOps::Skip => {
-                take_str(payload, &mut pos)?;
+                skip_bytes(payload, &mut pos)?;
                 let terms = get_postcard_u64(payload, &mut pos)?;
                 for _ in 0..terms {
-                    take_str(payload, &mut pos)?;
-                    u32::try_from(get_postcard_u64(payload, &mut pos)?).ok()?;
+                    skip_bytes(payload, &mut pos)?;
+                    get_postcard_u64(payload, &mut pos)?;
                 }
             }
             // `RemoveDoc { doc }`.
             REMOVE_DOC if fts == FtsOps::Skip => {
-                take_str(payload, &mut pos)?;
+                skip_bytes(payload, &mut pos)?;
             }
             _ => return None,
         }
@@ -227,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn blind_decoding_skips_fts_ops_and_accepts_only_what_postcard_accepts() {
+    fn blind_decoding_skips_fts_ops_and_agrees_with_postcard() {
         let mixed = mixed_ops();
         let payload = postcard::to_allocvec(&mixed).unwrap();
         let mut batch = ReplayBatch::default();
@@ -252,9 +264,12 @@ mod tests {
                         assert!(batch.is_empty());
                         continue;
                     }
-                    let ops: Vec<Op> = postcard::from_bytes(bytes).unwrap_or_else(|e| {
-                        panic!("blind decoding accepted what postcard refuses: {e}")
-                    });
+                    // The skipped FTS ops' strings are not checked (a committer wrote
+                    // them from ops it holds): only where postcard accepts too is there
+                    // something to compare.
+                    let Ok(ops) = postcard::from_bytes::<Vec<Op>>(bytes) else {
+                        continue;
+                    };
                     let got: Vec<_> = batch
                         .changes()
                         .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
