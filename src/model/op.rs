@@ -262,6 +262,28 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Resul
         .map_err(|e| Error::Conversion(format!("stored {what} does not decode: {e}")))
 }
 
+/// Records the changes blind ops set, against no state (every key reads absent): for
+/// tests of code that must set exactly what [`Op::apply`] sets. FTS ops are not for it.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct RecordedSets(pub Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+#[cfg(test)]
+impl KvState for RecordedSets {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.0.push((key, value));
+    }
+    fn fts_add(&mut self, _doc: DocEntry, _terms: &DocTerms) {
+        unreachable!("only blind ops are recorded")
+    }
+    fn fts_remove(&mut self, _id: u64) {
+        unreachable!("only blind ops are recorded")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

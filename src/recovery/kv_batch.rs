@@ -128,26 +128,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::error::Result;
-    use crate::model::op::{KvState, Op};
-
-    #[derive(Default)]
-    struct Log(Vec<(Vec<u8>, Option<Vec<u8>>)>);
-
-    impl KvState for Log {
-        fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
-            Ok(None)
-        }
-        fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-            self.0.push((key, value));
-        }
-        fn fts_add(&mut self, _doc: crate::fts::DocEntry, _terms: &crate::fts::DocTerms) {
-            unreachable!("the key-value fast path never meets FTS ops")
-        }
-        fn fts_remove(&mut self, _id: u64) {
-            unreachable!("the key-value fast path never meets FTS ops")
-        }
-    }
+    use crate::model::op::{Op, RecordedSets};
 
     fn ops() -> Vec<Op> {
         let mut map = BTreeMap::new();
@@ -193,7 +174,7 @@ mod tests {
         for n in 0..=all.len() {
             let ops = all.get(..n).unwrap().to_vec();
             let payload = postcard::to_allocvec(&ops).unwrap();
-            let mut expected = Log::default();
+            let mut expected = RecordedSets::default();
             for op in &ops {
                 op.apply(&mut expected).unwrap();
             }
@@ -229,7 +210,7 @@ mod tests {
 
     /// The changes `decode_blind_into` must give for `ops`: the blind ops' only.
     fn blind_changes(ops: &[Op]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let mut expected = Log::default();
+        let mut expected = RecordedSets::default();
         for op in ops {
             if !matches!(op, Op::IndexDoc { .. } | Op::RemoveDoc { .. }) {
                 op.apply(&mut expected).unwrap();
@@ -301,7 +282,7 @@ mod tests {
                     let ops: Vec<Op> = postcard::from_bytes(bytes).unwrap_or_else(|e| {
                         panic!("fast path accepted what postcard refuses: {e}")
                     });
-                    let mut expected = Log::default();
+                    let mut expected = RecordedSets::default();
                     for op in &ops {
                         op.apply(&mut expected).unwrap();
                     }

@@ -116,22 +116,7 @@ fn append_simple(
 mod tests {
     use super::*;
     use crate::model::fingerprint::Fingerprint;
-    use crate::model::op::KvState;
-
-    /// Records what `Op::apply` sets.
-    #[derive(Default)]
-    struct Sets(Vec<(Vec<u8>, Option<Vec<u8>>)>);
-
-    impl KvState for Sets {
-        fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
-            Ok(None)
-        }
-        fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-            self.0.push((key, value));
-        }
-        fn fts_add(&mut self, _doc: crate::fts::DocEntry, _terms: &crate::fts::DocTerms) {}
-        fn fts_remove(&mut self, _id: u64) {}
-    }
+    use crate::model::op::RecordedSets;
 
     #[test]
     fn appended_changes_are_what_apply_sets() {
@@ -162,7 +147,7 @@ mod tests {
             },
         ];
         let mut batch = ReplayBatch::default();
-        let mut expected = Sets::default();
+        let mut expected = RecordedSets::default();
         for op in &ops {
             assert!(append_blind(op, &mut batch).expect("append"), "{op:?}");
             op.apply(&mut expected).expect("apply");

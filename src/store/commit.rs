@@ -42,7 +42,7 @@ use super::options::Durability;
 use super::{Inner, bulk};
 use crate::error::{Error, Result};
 use crate::model::encoded::Payload;
-use crate::model::op::{KvState, Op};
+use crate::model::op::KvState;
 use crate::recovery::kv_batch;
 use crate::state::Version;
 use crate::state::{self, ReplayBatch};
@@ -829,38 +829,10 @@ fn fts_memory_is_due(working: &Version) -> bool {
 enum Step {
     /// Set (or delete) a key: what the op's `apply` does, computed without the state.
     Set(Vec<u8>, Option<Vec<u8>>),
-    /// Apply this op itself: it reads the state.
-    Op(Op),
     /// Apply FTS op `.1` that transaction `.0` kept (`Payload::fts_ops`).
     FtsOp(usize, usize),
     /// Transaction `.0` is fully applied.
     End(usize),
-}
-
-/// Records what an op sets. Ops that read the state fail to apply to it (and are then
-/// applied to the version itself): only blind ops (fingerprints, metadata, config) are
-/// prepared, and their changes are exactly what `Op::apply` sets, in its order.
-#[derive(Default)]
-struct Recorder(Vec<(Vec<u8>, Option<Vec<u8>>)>);
-
-impl KvState for Recorder {
-    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Err(Error::Conversion("reads the state".into()))
-    }
-
-    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.0.push((key, value));
-    }
-
-    // FTS ops read the document table before they reach these, so they fail at `get`
-    // and are applied to the version itself; these are never called.
-    fn fts_add(&mut self, _doc: crate::fts::DocEntry, _terms: &crate::fts::DocTerms) {
-        debug_assert!(false, "FTS ops read the state first");
-    }
-
-    fn fts_remove(&mut self, _id: u64) {
-        debug_assert!(false, "FTS ops read the state first");
-    }
 }
 
 /// Steps per chunk sent from `prepare` to `insert_prepared`.
@@ -872,7 +844,6 @@ const PIPELINE_CHUNKS: usize = 16;
 /// inserting thread). Stops early if the inserter is gone (it failed).
 fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
     let mut chunk = Vec::with_capacity(PIPELINE_STEPS);
-    let mut recorder = Recorder::default();
     let mut changes = ReplayBatch::default();
     let send_if_full = |chunk: &mut Vec<Step>| {
         if chunk.len() < PIPELINE_STEPS {
@@ -884,33 +855,19 @@ fn prepare(queued: &[Queued], sender: &std::sync::mpsc::SyncSender<Vec<Step>>) {
     for (t, txn) in queued.iter().enumerate() {
         changes.clear();
         // Blind writes from the bytes, then the FTS ops the transaction kept (as
-        // `apply_txn` does).
-        if kv_batch::decode_blind_into(txn.payload.bytes(), &mut changes) {
-            for (key, value) in changes.changes() {
-                chunk.push(Step::Set(key.to_vec(), value.map(<[u8]>::to_vec)));
-                if !send_if_full(&mut chunk) {
-                    return;
-                }
-            }
-            for o in 0..txn.payload.fts_ops.len() {
-                chunk.push(Step::FtsOp(t, o));
-                if !send_if_full(&mut chunk) {
-                    return;
-                }
-            }
-            chunk.push(Step::End(t));
-            continue;
-        }
-        // A payload that does not decode fails its apply, on the inserting side.
-        let Ok(ops) = txn.payload.decode() else {
+        // `apply_txn` does). Bytes this decoder does not accept: the inserting side
+        // applies this transaction and the rest itself (`apply`, which reports errors).
+        if !kv_batch::decode_blind_into(txn.payload.bytes(), &mut changes) {
             break;
-        };
-        for op in ops {
-            recorder.0.clear();
-            match op.apply(&mut recorder) {
-                Ok(()) => chunk.extend(recorder.0.drain(..).map(|(k, v)| Step::Set(k, v))),
-                Err(_) => chunk.push(Step::Op(op)),
+        }
+        for (key, value) in changes.changes() {
+            chunk.push(Step::Set(key.to_vec(), value.map(<[u8]>::to_vec)));
+            if !send_if_full(&mut chunk) {
+                return;
             }
+        }
+        for o in 0..txn.payload.fts_ops.len() {
+            chunk.push(Step::FtsOp(t, o));
             if !send_if_full(&mut chunk) {
                 return;
             }
@@ -932,7 +889,6 @@ fn insert_prepared(
         for step in chunk {
             match step {
                 Step::Set(key, value) => working.set(key, value),
-                Step::Op(op) => op.apply(working)?,
                 Step::FtsOp(t, o) => {
                     if let Some(op) = queued.get(t).and_then(|txn| txn.payload.fts_ops.get(o)) {
                         op.apply(working)?;
