@@ -175,11 +175,26 @@ fn a_failed_spare_write_leaves_no_spare_and_commits_go_on() {
 
 #[test]
 fn a_failed_spare_fdatasync_poisons_the_store() {
+    // The first commit syncs its record, then the spare.
+    a_failed_spare_sync_poisons_the_store(CallKind::SyncData, 2, SEGMENT_BYTES);
+}
+
+#[test]
+fn a_failed_spare_write_back_poisons_the_store() {
+    // The spare's zeros are pushed to the device in steps (`storage::pacing`) before its
+    // fdatasync; a failed step may have lost pages that fdatasync would not report. The
+    // spare is prepared right after a commit, so in 64 KiB steps: it must hold some.
+    a_failed_spare_sync_poisons_the_store(CallKind::WriteBack, 1, 256 * 1024);
+}
+
+fn a_failed_spare_sync_poisons_the_store(kind: CallKind, nth: u64, segment_bytes: u64) {
     let backend = Backend::sim(13);
     let sim = backend.sim.clone().expect("sim");
-    let store = options(&backend).open(&backend.dir).expect("open");
-    // The first commit syncs its record, then the spare.
-    arm(&sim, CallKind::SyncData, 2, FaultKind::Eio);
+    let store = options(&backend)
+        .segment_bytes(segment_bytes)
+        .open(&backend.dir)
+        .expect("open");
+    arm(&sim, kind, nth, FaultKind::Eio);
     let lsn = commit_step(&store, 1);
     assert_eq!(lsn, 1, "the commit itself was durable and acknowledged");
     assert!(store.is_poisoned(), "a failed fdatasync poisons");

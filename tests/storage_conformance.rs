@@ -142,6 +142,7 @@ conformance!(
     check_exists,
     check_create_dir_all,
     check_sync,
+    check_write_back,
     check_dir_identity,
     check_is_unlinked,
     check_lock_exclusive_and_released_on_drop,
@@ -323,6 +324,19 @@ fn check_sync(env: &Env) {
         kind(env.storage.sync_dir(&env.path("missing"))),
         ErrorKind::NotFound
     );
+}
+
+fn check_write_back(env: &Env) {
+    let file = env.open("a", OpenMode::CreateNew).unwrap();
+    let data = vec![7u8; 200_000];
+    file.write_all_at(&data, 0).unwrap();
+    file.start_write_back(0, 100_000).unwrap();
+    file.write_back(0, 200_000).unwrap();
+    // A range past the end is not an error (nothing to write there).
+    file.write_back(150_000, 100_000).unwrap();
+    assert_eq!(read_all(file.as_ref()), data);
+    let read_only = env.open("a", OpenMode::Read).unwrap();
+    read_only.write_back(0, 4096).unwrap();
 }
 
 fn check_dir_identity(env: &Env) {
@@ -742,6 +756,28 @@ fn a_kind_restricted_fault_counts_only_that_kind_from_injection() {
     assert_eq!(os_error(file.sync_data()), Some(EIO));
     file.sync_data().unwrap();
     assert_eq!(sim.sync_calls(), syncs + 4);
+}
+
+#[test]
+fn write_back_is_counted_can_fail_and_makes_nothing_durable() {
+    let (sim, root) = sim();
+    let path = root.join("a");
+    let file = create_synced(&sim, &path, b"old!");
+    file.write_all_at(b"NEW", 0).unwrap();
+    let calls = sim.calls();
+    file.start_write_back(0, 3).unwrap();
+    file.write_back(0, 3).unwrap();
+    assert_eq!(sim.calls(), calls + 2);
+    sim.inject(Fault {
+        at_call: 1,
+        kind: FaultKind::Eio,
+        persistent: false,
+        only: Some(CallKind::WriteBack),
+    });
+    assert_eq!(os_error(file.write_back(0, 3)), Some(EIO));
+    assert_eq!(sim.read_durable_file(&path).unwrap(), b"old!");
+    sim.crash(CrashMode::LoseUnsynced);
+    assert_eq!(sim.read_file(&path).unwrap(), b"old!");
 }
 
 #[test]

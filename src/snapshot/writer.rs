@@ -9,6 +9,7 @@ use crate::codec::checksum;
 use crate::error::{Error, Result};
 use crate::header::{FileHeader, SNAPSHOT_MAGIC, StoreId};
 use crate::model::keys::Tag;
+use crate::storage::pacing::{self, Pacer};
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes buffered before a write call.
@@ -20,6 +21,8 @@ struct BlockWriter<'a> {
     path: &'a Path,
     buffer: Vec<u8>,
     flushed: u64,
+    /// Pushes what was written to the device in steps (`storage::pacing`).
+    pacer: Pacer<'a>,
 }
 
 impl BlockWriter<'_> {
@@ -50,10 +53,10 @@ impl BlockWriter<'_> {
             return self.push(bytes);
         }
         self.flush()?;
-        self.file
-            .write_all_at(bytes, self.flushed)
-            .map_err(|e| Error::io("write", self.path, e))?;
-        self.flushed += bytes.len() as u64;
+        // In buffer-sized pieces, so that write-back is paced through a long run too.
+        for piece in bytes.chunks(WRITE_BUFFER_BYTES) {
+            self.write(piece)?;
+        }
         Ok(())
     }
 
@@ -61,12 +64,19 @@ impl BlockWriter<'_> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        self.file
-            .write_all_at(&self.buffer, self.flushed)
-            .map_err(|e| Error::io("write", self.path, e))?;
-        self.flushed += self.buffer.len() as u64;
+        let buffer = std::mem::take(&mut self.buffer);
+        let written = self.write(&buffer);
+        self.buffer = buffer;
         self.buffer.clear();
-        Ok(())
+        written
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(bytes, self.flushed)
+            .map_err(|e| Error::io("write", self.path, e))?;
+        self.flushed += bytes.len() as u64;
+        self.pacer.written(self.flushed)
     }
 }
 
@@ -298,6 +308,7 @@ where
             }
             Ok(())
         },
+        &pacing::never_busy,
         &mut false,
     )
 }
@@ -306,26 +317,31 @@ where
 /// temporary file is removed (best effort) and nothing is renamed. Sets `sync_failed`
 /// when the failure was the file's `fdatasync` or the directory's `fsync`: what they
 /// covered may never reach the disk, and a later sync would not tell (fsyncgate), so the
-/// caller must not go on as if nothing happened.
+/// caller must not go on as if nothing happened. Write-back is paced while `busy` says
+/// durable commits are running (`storage::pacing`).
 pub(crate) fn write_with(
     storage: &dyn Storage,
     dir: &Path,
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
+    busy: &dyn Fn() -> bool,
     sync_failed: &mut bool,
 ) -> Result<Written> {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
     let file = crate::storage::create_temp(storage, &tmp)?;
+    let write_back_failed = std::cell::Cell::new(false);
+    let pacer = Pacer::new(file.as_ref(), &tmp, busy, &write_back_failed);
     let result =
-        write_body(file.as_ref(), &tmp, store_id, lsn, fill).and_then(|(entries, bytes)| {
+        write_body(file.as_ref(), &tmp, pacer, store_id, lsn, fill).and_then(|(entries, bytes)| {
             file.sync_data().map_err(|e| {
                 *sync_failed = true;
                 Error::io("fdatasync", &tmp, e)
             })?;
             Ok((entries, bytes))
         });
+    *sync_failed |= write_back_failed.get();
     drop(file);
     let (entries, bytes) = match result {
         Ok(done) => done,
@@ -349,9 +365,10 @@ pub(crate) fn write_with(
     })
 }
 
-fn write_body(
-    file: &dyn StorageFile,
-    path: &Path,
+fn write_body<'a>(
+    file: &'a dyn StorageFile,
+    path: &'a Path,
+    pacer: Pacer<'a>,
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
@@ -361,6 +378,7 @@ fn write_body(
         path,
         buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 2 * BLOCK_BYTES_TARGET),
         flushed: 0,
+        pacer,
     };
     out.push(
         &FileHeader {

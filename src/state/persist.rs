@@ -223,6 +223,7 @@ mod tests {
                 [7u8; 16],
                 lsn,
                 &mut |out| version.write_snapshot(out),
+                &crate::storage::pacing::never_busy,
                 &mut false,
             )
         } else {

@@ -12,6 +12,7 @@
 
 mod fs;
 mod mapped;
+pub mod pacing;
 pub mod sim;
 
 use std::fmt::Debug;
@@ -98,6 +99,23 @@ pub trait StorageFile: Send + Sync + Debug {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// `fdatasync`: makes the file's data (and its size) durable.
     fn sync_data(&self) -> io::Result<()>;
+    /// Starts writing `offset..offset + len` from the page cache to the device, without
+    /// waiting (Linux `sync_file_range(WRITE)`). A pacing hint: it makes nothing durable
+    /// (no device cache flush, no metadata), only [`StorageFile::sync_data`] does. The
+    /// default does nothing.
+    fn start_write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// Writes `offset..offset + len` to the device and waits until it is written (Linux
+    /// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`). Durable only after
+    /// [`StorageFile::sync_data`]; a caller uses it to bound how much written data waits
+    /// in the page cache, so that another file's `fdatasync` does not queue behind it.
+    /// An error means written data may be lost, as from a failed `sync_data` (and the
+    /// kernel may not report it again): the caller must treat it as a failed sync. The
+    /// default does nothing.
+    fn write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// The file's current length in bytes.
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends (with zeros) the file. Durable only after [`StorageFile::sync_data`].

@@ -154,6 +154,9 @@ pub enum CallKind {
     SyncData,
     /// `fsync` of a directory.
     SyncDir,
+    /// Starting or waiting for write-back (`sync_file_range`): durable nothing, but fails
+    /// like a sync.
+    WriteBack,
     /// A rename.
     Rename,
     /// A file removal.
@@ -180,6 +183,7 @@ impl CallKind {
                 | CallKind::SetLen
                 | CallKind::SyncData
                 | CallKind::SyncDir
+                | CallKind::WriteBack
                 | CallKind::Rename
                 | CallKind::Remove
                 | CallKind::Create
@@ -1150,6 +1154,15 @@ impl StorageFile for SimFile {
             });
             Ok(())
         })
+    }
+
+    // Write-back makes nothing durable: only the call (and its faults) is simulated.
+    fn start_write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.on_inode(CallKind::WriteBack, |_| Ok(()))
+    }
+
+    fn write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.on_inode(CallKind::WriteBack, |_| Ok(()))
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -81,6 +81,7 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| frozen.write_snapshot(out),
+            &|| self.sync_activity.recent(),
             &mut sync_failed,
         );
         let installed = written.and_then(|written| {
@@ -246,6 +247,7 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| version.write_snapshot(out),
+            &|| self.sync_activity.recent(),
             &mut false,
         )?;
         crate::wal::segment::create(

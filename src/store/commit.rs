@@ -708,6 +708,9 @@ impl Inner {
             discard_unsynced(target, target_synced);
             return Err(error);
         }
+        if sync {
+            self.sync_activity.record();
+        }
         self.check_not_gone()?;
         Ok(rotated)
     }

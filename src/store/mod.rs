@@ -1,5 +1,6 @@
 //! The store: open (and recover), write transactions, read views, checkpoints.
 
+mod activity;
 mod bulk;
 mod checkpoint;
 mod commit;
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
     pub(crate) head: Option<Box<dyn crate::storage::StorageFile>>,
+    /// When durable commits last synced (`activity.rs`).
+    pub(crate) sync_activity: activity::SyncActivity,
     _lock: Option<Box<dyn StorageLock>>,
 }
 
@@ -218,6 +221,7 @@ impl Store {
             spare: Mutex::new(spare::SpareSlot::Empty),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
+            sync_activity: activity::SyncActivity::new(),
             _lock: lock,
         });
         if let Some(error) = recovered_sync_error

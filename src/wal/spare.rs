@@ -18,10 +18,12 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{NAME_DIGITS, TMP_SUFFIX};
 use crate::error::{Error, Result};
+use crate::storage::pacing::Pacer;
 use crate::storage::{Storage, StorageFile};
 
-/// Bytes of zeros written, and synced, at a time: small, so that a commit's `fdatasync`
-/// meanwhile never waits behind megabytes of write-back.
+/// Bytes of zeros written at a time (between `keep_going` checks). Write-back is paced
+/// (`storage::pacing`), so a commit's `fdatasync` meanwhile never waits behind megabytes
+/// of zeros; one `fdatasync` at the end makes them durable.
 const ZERO_CHUNK_BYTES: usize = 128 * 1024;
 
 /// A zeroed, synced segment file waiting to become the next segment.
@@ -43,19 +45,23 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Writes a spare of `size_bytes` zeros and syncs it, asking `keep_going` before each
 /// chunk (the store is closing, or the disk is getting full: give up). On failure it removes what it
 /// wrote. A failed write (a full disk, say) is harmless: the caller goes on with sparse
-/// segments. A failed `fdatasync` sets `sync_failed`: the caller poisons the store, as for
-/// any failed sync (the disk lost writes; the store does not try its luck again).
+/// segments. A failed `fdatasync` (or write-back) sets `sync_failed`: the caller poisons the
+/// store, as for any failed sync (the disk lost writes; the store does not try its luck
+/// again). Write-back is paced while `busy` says durable commits are running.
 pub fn prepare(
     storage: &dyn Storage,
     dir: &Path,
     size_bytes: u64,
     sync_failed: &mut bool,
     keep_going: &dyn Fn() -> bool,
+    busy: &dyn Fn() -> bool,
 ) -> Result<SpareSegment> {
     let path = path(dir);
     let file = crate::storage::create_temp(storage, &path)?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
     let mut offset = 0u64;
+    let write_back_failed = std::cell::Cell::new(false);
+    let mut pacer = Pacer::new(file.as_ref(), &path, busy, &write_back_failed);
     let written = (|| {
         while offset < size_bytes {
             let chunk_bytes = usize::try_from(size_bytes - offset)
@@ -66,14 +72,15 @@ pub fn prepare(
             }
             file.write_all_at(chunk, offset)
                 .map_err(|e| Error::io("write", &path, e))?;
-            file.sync_data().map_err(|e| {
-                *sync_failed = true;
-                Error::io("fdatasync", &path, e)
-            })?;
             offset += chunk_bytes as u64;
+            pacer.written(offset)?;
         }
-        Ok(())
+        file.sync_data().map_err(|e| {
+            *sync_failed = true;
+            Error::io("fdatasync", &path, e)
+        })
     })();
+    *sync_failed |= write_back_failed.get();
     match written {
         Ok(()) => Ok(SpareSegment {
             path,

@@ -14,7 +14,8 @@ use walstore::{Store, storage::sim::CrashMode};
 /// A call [`Traced`] records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `sync_data` of a file or `sync_dir` of a directory, and whether it succeeded.
+    /// `sync_data` or write-back of a file, or `sync_dir` of a directory, and whether it
+    /// succeeded.
     Sync { path: PathBuf, ok: bool },
     /// A successful rename, by its target.
     Renamed(PathBuf),
@@ -128,6 +129,25 @@ impl StorageFile for TracedFile {
     fn sync_data(&self) -> io::Result<()> {
         let result = self.file.sync_data();
         self.trace.synced(&self.path, result)
+    }
+
+    // Write-back is recorded as a sync: a failed one must not be followed by any sync.
+    fn start_write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        let result = self.file.start_write_back(offset, len);
+        self.trace.synced(&self.path, result)
+    }
+
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        let result = self.file.write_back(offset, len);
+        self.trace.synced(&self.path, result)
+    }
+
+    fn data_len(&self) -> io::Result<u64> {
+        self.file.data_len()
+    }
+
+    fn punch_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.file.punch_zeros(offset, len)
     }
 
     fn len(&self) -> io::Result<u64> {
