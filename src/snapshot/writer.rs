@@ -9,7 +9,7 @@ use crate::codec::checksum;
 use crate::error::{Error, Result};
 use crate::header::{FileHeader, SNAPSHOT_MAGIC, StoreId};
 use crate::model::keys::Tag;
-use crate::storage::pacing::{self, Pacer};
+use crate::storage::pacing::{self, Foreground, Pacer};
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes buffered before a write call.
@@ -308,7 +308,7 @@ where
             }
             Ok(())
         },
-        &pacing::never_busy,
+        &pacing::NoForeground,
         &mut false,
     )
 }
@@ -317,22 +317,22 @@ where
 /// temporary file is removed (best effort) and nothing is renamed. Sets `sync_failed`
 /// when the failure was the file's `fdatasync` or the directory's `fsync`: what they
 /// covered may never reach the disk, and a later sync would not tell (fsyncgate), so the
-/// caller must not go on as if nothing happened. Write-back is paced while `busy` says
-/// durable commits are running (`storage::pacing`).
+/// caller must not go on as if nothing happened. Write-back gives way to `foreground`
+/// (`storage::pacing`).
 pub(crate) fn write_with(
     storage: &dyn Storage,
     dir: &Path,
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
-    busy: &dyn Fn() -> bool,
+    foreground: &dyn Foreground,
     sync_failed: &mut bool,
 ) -> Result<Written> {
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
     let file = crate::storage::create_temp(storage, &tmp)?;
     let write_back_failed = std::cell::Cell::new(false);
-    let pacer = Pacer::new(file.as_ref(), &tmp, busy, &write_back_failed);
+    let pacer = Pacer::new(file.as_ref(), &tmp, foreground, &write_back_failed);
     let result =
         write_body(file.as_ref(), &tmp, pacer, store_id, lsn, fill).and_then(|(entries, bytes)| {
             file.sync_data().map_err(|e| {

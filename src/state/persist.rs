@@ -223,7 +223,7 @@ mod tests {
                 [7u8; 16],
                 lsn,
                 &mut |out| version.write_snapshot(out),
-                &crate::storage::pacing::never_busy,
+                &crate::storage::pacing::NoForeground,
                 &mut false,
             )
         } else {

@@ -9,7 +9,9 @@
 //! to 1.0 ms with 1 MiB synchronous write-back steps, and to 0.26 ms (1.4×) with 64 KiB
 //! steps. Small steps cost throughput (a snapshot took 108–123 ms alone against 53 ms),
 //! so they are taken only while durable commits are running; otherwise write-back is
-//! started as data is written and waited for [`IDLE_AHEAD_BYTES`] behind.
+//! started as data is written and waited for [`IDLE_AHEAD_BYTES`] behind. While commits
+//! run, each step also waits for its turn ([`Foreground::wait_turn`]): it starts right
+//! after a commit's sync, not in the middle of one.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -24,12 +26,33 @@ pub const IDLE_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
 
 const _: () = assert!(BUSY_STEP_BYTES > 0 && BUSY_STEP_BYTES < IDLE_AHEAD_BYTES);
 
+/// The work a paced writer gives way to: durable commits.
+pub trait Foreground {
+    /// Whether durable commits are running now.
+    fn busy(&self) -> bool;
+    /// Waits, for a bounded time, until the sync of the commit running now ends, so that
+    /// the next write-back step does not delay it. Called only while [`Foreground::busy`].
+    fn wait_turn(&self);
+}
+
+/// No foreground work: write-back at full speed (a test, a one-off write).
+#[derive(Debug, Clone, Copy)]
+pub struct NoForeground;
+
+impl Foreground for NoForeground {
+    fn busy(&self) -> bool {
+        false
+    }
+
+    fn wait_turn(&self) {}
+}
+
 /// Tracks how far a file written from offset 0 upwards was pushed to the device.
 pub struct Pacer<'a> {
     file: &'a dyn StorageFile,
     path: &'a Path,
-    /// Whether durable commits are running now (they get the device first).
-    busy: &'a dyn Fn() -> bool,
+    /// What gets the device first.
+    foreground: &'a dyn Foreground,
     /// Write-back was started up to here.
     started: u64,
     /// Write-back was waited for up to here.
@@ -54,13 +77,13 @@ impl<'a> Pacer<'a> {
     pub fn new(
         file: &'a dyn StorageFile,
         path: &'a Path,
-        busy: &'a dyn Fn() -> bool,
+        foreground: &'a dyn Foreground,
         sync_failed: &'a Cell<bool>,
     ) -> Self {
         Pacer {
             file,
             path,
-            busy,
+            foreground,
             started: 0,
             waited: 0,
             sync_failed,
@@ -80,10 +103,11 @@ impl<'a> Pacer<'a> {
     fn pace(&mut self, written: u64) -> Result<()> {
         debug_assert!(written >= self.started && self.started >= self.waited);
         loop {
-            if (self.busy)() {
+            if self.foreground.busy() {
                 if written - self.waited < BUSY_STEP_BYTES {
                     return Ok(());
                 }
+                self.foreground.wait_turn();
                 self.wait(BUSY_STEP_BYTES)?;
             } else {
                 if written > self.started {
@@ -109,11 +133,6 @@ impl<'a> Pacer<'a> {
         self.started = self.started.max(self.waited);
         Ok(())
     }
-}
-
-/// A `busy` for writes that nothing competes with (a backup, a test).
-pub fn never_busy() -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -180,9 +199,38 @@ mod tests {
     const WRITE_BYTES: u64 = 1_000_000;
     const WRITES: u64 = 20;
 
-    fn run(file: &Recorder, busy: &dyn Fn() -> bool) -> Result<()> {
+    /// Busy from the `busy_from`-th question on; counts the turns waited for.
+    struct Scripted {
+        asked: Cell<u32>,
+        busy_from: u32,
+        turns: Cell<u32>,
+    }
+
+    impl Scripted {
+        fn new(busy_from: u32) -> Self {
+            Scripted {
+                asked: Cell::new(0),
+                busy_from,
+                turns: Cell::new(0),
+            }
+        }
+    }
+
+    impl Foreground for Scripted {
+        fn busy(&self) -> bool {
+            self.asked.set(self.asked.get() + 1);
+            self.asked.get() >= self.busy_from
+        }
+
+        fn wait_turn(&self) {
+            assert!(self.asked.get() >= self.busy_from, "a turn only while busy");
+            self.turns.set(self.turns.get() + 1);
+        }
+    }
+
+    fn run(file: &Recorder, foreground: &dyn Foreground) -> Result<()> {
         let failed = Cell::new(false);
-        let mut pacer = Pacer::new(file, Path::new("f"), busy, &failed);
+        let mut pacer = Pacer::new(file, Path::new("f"), foreground, &failed);
         for n in 1..=WRITES {
             pacer.written(n * WRITE_BYTES)?;
         }
@@ -193,10 +241,12 @@ mod tests {
     #[test]
     fn while_busy_every_step_is_written_back_and_waited_for_in_order() -> Result<()> {
         let file = Recorder::default();
-        run(&file, &|| true)?;
+        let foreground = Scripted::new(0);
+        run(&file, &foreground)?;
         let calls = file.calls();
         let covered = WRITES * WRITE_BYTES / BUSY_STEP_BYTES * BUSY_STEP_BYTES;
         assert_eq!(calls.len() as u64, covered / BUSY_STEP_BYTES);
+        assert_eq!(u64::from(foreground.turns.get()), covered / BUSY_STEP_BYTES);
         for (n, call) in (0u64..).zip(&calls) {
             assert_eq!(*call, (true, n * BUSY_STEP_BYTES, BUSY_STEP_BYTES));
         }
@@ -206,7 +256,7 @@ mod tests {
     #[test]
     fn while_idle_write_back_starts_at_once_and_is_waited_for_far_behind() -> Result<()> {
         let file = Recorder::default();
-        run(&file, &|| false)?;
+        run(&file, &NoForeground)?;
         let calls = file.calls();
         let started: Vec<_> = calls.iter().filter(|c| !c.0).collect();
         assert_eq!(started.len() as u64, WRITES, "one start per write");
@@ -221,12 +271,7 @@ mod tests {
     #[test]
     fn from_idle_to_busy_the_started_bytes_are_waited_for_in_steps() -> Result<()> {
         let file = Recorder::default();
-        let writes = Cell::new(0u32);
-        let busy = || {
-            writes.set(writes.get() + 1);
-            writes.get() > 3
-        };
-        run(&file, &busy)?;
+        run(&file, &Scripted::new(4))?;
         let calls = file.calls();
         let waited: Vec<_> = calls.iter().filter(|c| c.0).collect();
         // Waits are contiguous from offset 0 and never run more than a step behind.
@@ -246,7 +291,8 @@ mod tests {
             ..Recorder::default()
         };
         let failed = Cell::new(false);
-        let mut pacer = Pacer::new(&file, Path::new("f"), &|| true, &failed);
+        let foreground = Scripted::new(0);
+        let mut pacer = Pacer::new(&file, Path::new("f"), &foreground, &failed);
         assert!(pacer.written(BUSY_STEP_BYTES).is_err());
         assert!(failed.get());
     }

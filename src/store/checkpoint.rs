@@ -81,7 +81,7 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| frozen.write_snapshot(out),
-            &|| self.sync_activity.recent(),
+            &self.sync_activity,
             &mut sync_failed,
         );
         let installed = written.and_then(|written| {
@@ -247,7 +247,7 @@ impl Inner {
             self.store_id,
             lsn,
             &mut |out| version.write_snapshot(out),
-            &|| self.sync_activity.recent(),
+            &self.sync_activity,
             &mut false,
         )?;
         crate::wal::segment::create(
@@ -286,6 +286,6 @@ pub(crate) fn background_loop(weak: &WeakInner) {
             }
             background.take_work()
         };
-        inner.run_work(work);
+        inner.run_work(work, true);
     }
 }

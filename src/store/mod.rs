@@ -384,8 +384,13 @@ impl Inner {
     /// Runs taken requests: the spare first (a rotation may wait for it), then the
     /// checkpoint. A failed checkpoint leaves the WAL in place (the next request tries
     /// again); its error is kept for [`Store::last_automatic_checkpoint_error`].
-    pub(crate) fn run_work(&self, work: Work) {
+    ///
+    /// On the background thread, a spare is not written while a snapshot is (a checkpoint
+    /// called by the user): two paced writers would each take turns with the commits
+    /// (`storage::pacing`). A committing thread does not wait for a checkpoint.
+    pub(crate) fn run_work(&self, work: Work, on_background_thread: bool) {
         if work.spare {
+            let _one_writer = on_background_thread.then(|| self.checkpoint_lock.lock());
             self.prepare_spare();
         }
         if work.checkpoint {

@@ -117,7 +117,7 @@ impl Inner {
             self.options.segment_bytes,
             &mut sync_failed,
             &|| !self.closing() && self.room_for_spare(),
-            &|| self.sync_activity.recent(),
+            &self.sync_activity,
         );
         let closing = self.closing();
         let mut slot = self.spare.lock();

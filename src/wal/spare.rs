@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{NAME_DIGITS, TMP_SUFFIX};
 use crate::error::{Error, Result};
-use crate::storage::pacing::Pacer;
+use crate::storage::pacing::{Foreground, Pacer};
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes of zeros written at a time (between `keep_going` checks). Write-back is paced
@@ -47,21 +47,21 @@ pub fn path(dir: &Path) -> PathBuf {
 /// wrote. A failed write (a full disk, say) is harmless: the caller goes on with sparse
 /// segments. A failed `fdatasync` (or write-back) sets `sync_failed`: the caller poisons the
 /// store, as for any failed sync (the disk lost writes; the store does not try its luck
-/// again). Write-back is paced while `busy` says durable commits are running.
+/// again). Write-back gives way to `foreground` (`storage::pacing`).
 pub fn prepare(
     storage: &dyn Storage,
     dir: &Path,
     size_bytes: u64,
     sync_failed: &mut bool,
     keep_going: &dyn Fn() -> bool,
-    busy: &dyn Fn() -> bool,
+    foreground: &dyn Foreground,
 ) -> Result<SpareSegment> {
     let path = path(dir);
     let file = crate::storage::create_temp(storage, &path)?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
     let mut offset = 0u64;
     let write_back_failed = std::cell::Cell::new(false);
-    let mut pacer = Pacer::new(file.as_ref(), &path, busy, &write_back_failed);
+    let mut pacer = Pacer::new(file.as_ref(), &path, foreground, &write_back_failed);
     let written = (|| {
         while offset < size_bytes {
             let chunk_bytes = usize::try_from(size_bytes - offset)
