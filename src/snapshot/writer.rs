@@ -9,25 +9,27 @@ use crate::codec::checksum;
 use crate::error::{Error, Result};
 use crate::header::{FileHeader, SNAPSHOT_MAGIC, StoreId};
 use crate::model::keys::Tag;
-use crate::storage::pacing::{self, Foreground, Pacer};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::Storage;
+use crate::storage::pacing::{self, Foreground, PacedWriter};
 
 /// Bytes buffered before a write call.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Streams a snapshot into a file.
 struct BlockWriter<'a> {
-    file: &'a dyn StorageFile,
-    path: &'a Path,
     buffer: Vec<u8>,
-    flushed: u64,
-    /// Pushes what was written to the device in steps (`storage::pacing`).
-    pacer: Pacer<'a>,
+    /// Writes the file, pushing what it wrote to the device in steps (`storage::pacing`).
+    out: PacedWriter<'a>,
 }
 
 impl BlockWriter<'_> {
+    /// Bytes handed to the file so far (the buffer's first byte goes there).
+    fn flushed(&self) -> u64 {
+        self.out.written()
+    }
+
     fn offset(&self) -> u64 {
-        self.flushed + self.buffer.len() as u64
+        self.flushed() + self.buffer.len() as u64
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
@@ -53,30 +55,16 @@ impl BlockWriter<'_> {
             return self.push(bytes);
         }
         self.flush()?;
-        // In buffer-sized pieces, so that write-back is paced through a long run too.
-        for piece in bytes.chunks(WRITE_BUFFER_BYTES) {
-            self.write(piece)?;
-        }
-        Ok(())
+        self.out.append(bytes)
     }
 
     fn flush(&mut self) -> Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let buffer = std::mem::take(&mut self.buffer);
-        let written = self.write(&buffer);
-        self.buffer = buffer;
+        self.out.append(&self.buffer)?;
         self.buffer.clear();
-        written
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(bytes, self.flushed)
-            .map_err(|e| Error::io("write", self.path, e))?;
-        self.flushed += bytes.len() as u64;
-        self.pacer.written(self.flushed)
+        Ok(())
     }
 }
 
@@ -164,7 +152,7 @@ impl<'a> Builder<'a> {
         let crc = checksum(&[body]);
         self.out.buffer.extend_from_slice(&crc.to_le_bytes());
         self.data_refs.push(BlockRef {
-            offset: self.out.flushed + self.block_start as u64,
+            offset: self.out.flushed() + self.block_start as u64,
             body_len,
             count: self.block_entries,
             first_key: std::mem::take(&mut self.block_first_key),
@@ -332,15 +320,14 @@ pub(crate) fn write_with(
     let path = dir.join(super::file_name(lsn));
     let file = crate::storage::create_temp(storage, &tmp)?;
     let write_back_failed = std::cell::Cell::new(false);
-    let pacer = Pacer::new(file.as_ref(), &tmp, foreground, &write_back_failed);
-    let result =
-        write_body(file.as_ref(), &tmp, pacer, store_id, lsn, fill).and_then(|(entries, bytes)| {
-            file.sync_data().map_err(|e| {
-                *sync_failed = true;
-                Error::io("fdatasync", &tmp, e)
-            })?;
-            Ok((entries, bytes))
-        });
+    let out = PacedWriter::new(file.as_ref(), &tmp, foreground, &write_back_failed);
+    let result = write_body(out, store_id, lsn, fill).and_then(|(entries, bytes)| {
+        file.sync_data().map_err(|e| {
+            *sync_failed = true;
+            Error::io("fdatasync", &tmp, e)
+        })?;
+        Ok((entries, bytes))
+    });
     *sync_failed |= write_back_failed.get();
     drop(file);
     let (entries, bytes) = match result {
@@ -365,20 +352,15 @@ pub(crate) fn write_with(
     })
 }
 
-fn write_body<'a>(
-    file: &'a dyn StorageFile,
-    path: &'a Path,
-    pacer: Pacer<'a>,
+fn write_body(
+    out: PacedWriter<'_>,
     store_id: StoreId,
     lsn: u64,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
 ) -> Result<(u64, u64)> {
     let mut out = BlockWriter {
-        file,
-        path,
         buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 2 * BLOCK_BYTES_TARGET),
-        flushed: 0,
-        pacer,
+        out,
     };
     out.push(
         &FileHeader {

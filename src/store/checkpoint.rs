@@ -75,15 +75,17 @@ impl Inner {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = snapshot::writer::write_with(
-            self.storage.as_ref(),
-            &self.dir,
-            self.store_id,
-            lsn,
-            &mut |out| frozen.write_snapshot(out),
-            &self.sync_activity,
-            &mut sync_failed,
-        );
+        let written = super::priority::run_lowered("walstore-snapshot", || {
+            snapshot::writer::write_with(
+                self.storage.as_ref(),
+                &self.dir,
+                self.store_id,
+                lsn,
+                &mut |out| frozen.write_snapshot(out),
+                &self.sync_activity,
+                &mut sync_failed,
+            )
+        });
         let installed = written.and_then(|written| {
             let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
             Ok((written, opened))
@@ -272,6 +274,7 @@ impl Inner {
 /// The background thread: prepares a spare segment when one is wanted, and runs a
 /// checkpoint whenever one is requested.
 pub(crate) fn background_loop(weak: &WeakInner) {
+    super::priority::lower_this_thread();
     loop {
         let Some(inner) = weak.upgrade() else {
             return;

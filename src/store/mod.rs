@@ -7,6 +7,7 @@ mod commit;
 mod head;
 mod lock;
 mod options;
+mod priority;
 mod refresh;
 mod spare;
 

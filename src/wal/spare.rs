@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{NAME_DIGITS, TMP_SUFFIX};
 use crate::error::{Error, Result};
-use crate::storage::pacing::{Foreground, Pacer};
+use crate::storage::pacing::{Foreground, PacedWriter};
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes of zeros written at a time (between `keep_going` checks). Write-back is paced
@@ -59,21 +59,17 @@ pub fn prepare(
     let path = path(dir);
     let file = crate::storage::create_temp(storage, &path)?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
-    let mut offset = 0u64;
     let write_back_failed = std::cell::Cell::new(false);
-    let mut pacer = Pacer::new(file.as_ref(), &path, foreground, &write_back_failed);
+    let mut out = PacedWriter::new(file.as_ref(), &path, foreground, &write_back_failed);
     let written = (|| {
-        while offset < size_bytes {
-            let chunk_bytes = usize::try_from(size_bytes - offset)
+        while out.written() < size_bytes {
+            let chunk_bytes = usize::try_from(size_bytes - out.written())
                 .map_or(ZERO_CHUNK_BYTES, |left| left.min(ZERO_CHUNK_BYTES));
             let chunk = zeros.get(..chunk_bytes).unwrap_or_default();
             if !keep_going() {
                 return Err(Error::Conversion("spare segment abandoned".into()));
             }
-            file.write_all_at(chunk, offset)
-                .map_err(|e| Error::io("write", &path, e))?;
-            offset += chunk_bytes as u64;
-            pacer.written(offset)?;
+            out.append(chunk)?;
         }
         file.sync_data().map_err(|e| {
             *sync_failed = true;
