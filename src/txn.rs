@@ -158,7 +158,7 @@ impl WriteTxn {
         // `Store::last_automatic_checkpoint_error`.
         if !self.inner.options.background_thread() {
             let work = self.inner.background.lock().take_work();
-            self.inner.run_work(work, false);
+            self.inner.run_work(work, crate::store::Pacing::FullSpeed);
         }
         Ok(lsn)
     }

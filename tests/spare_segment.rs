@@ -182,8 +182,9 @@ fn a_failed_spare_fdatasync_poisons_the_store() {
 #[test]
 fn a_failed_spare_write_back_poisons_the_store() {
     // The spare's zeros are pushed to the device in steps (`storage::pacing`) before its
-    // fdatasync; a failed step may have lost pages that fdatasync would not report. The
-    // spare is prepared right after a commit, so in 64 KiB steps: it must hold some.
+    // fdatasync; a failed step may have lost pages that fdatasync would not report. Here
+    // the committing thread prepares it (no background thread): write-back is started
+    // after each piece, which the fault fails.
     a_failed_spare_sync_poisons_the_store(CallKind::WriteBack, 1, 256 * 1024);
 }
 

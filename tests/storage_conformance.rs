@@ -332,8 +332,10 @@ fn check_write_back(env: &Env) {
     file.write_all_at(&data, 0).unwrap();
     file.start_write_back(0, 100_000).unwrap();
     file.write_back(0, 200_000).unwrap();
-    // A range past the end is not an error (nothing to write there).
+    // A range past the end is not an error (nothing to write there), nor an empty one.
     file.write_back(150_000, 100_000).unwrap();
+    file.write_back(0, 0).unwrap();
+    file.start_write_back(0, 0).unwrap();
     assert_eq!(read_all(file.as_ref()), data);
     let read_only = env.open("a", OpenMode::Read).unwrap();
     read_only.write_back(0, 4096).unwrap();
@@ -775,6 +777,9 @@ fn write_back_is_counted_can_fail_and_makes_nothing_durable() {
         only: Some(CallKind::WriteBack),
     });
     assert_eq!(os_error(file.write_back(0, 3)), Some(EIO));
+    // As after a failed sync: the failed pages never reach the disk, even if a later
+    // sync succeeds.
+    file.sync_data().unwrap();
     assert_eq!(sim.read_durable_file(&path).unwrap(), b"old!");
     sim.crash(CrashMode::LoseUnsynced);
     assert_eq!(sim.read_file(&path).unwrap(), b"old!");

@@ -146,11 +146,18 @@ impl StorageFile for FsFile {
     }
 
     fn start_write_back(&self, offset: u64, len: u64) -> io::Result<()> {
-        sync_file_range(&self.0, offset, len, WriteBack::Start)
+        match len {
+            0 => Ok(()),
+            _ => sync_file_range(&self.0, offset, len, WriteBack::Start),
+        }
     }
 
     fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
-        sync_file_range(&self.0, offset, len, WriteBack::Wait)
+        // Linux reads a zero length as "to the end of the file": nothing here.
+        match len {
+            0 => Ok(()),
+            _ => sync_file_range(&self.0, offset, len, WriteBack::Wait),
+        }
     }
 
     fn len(&self) -> io::Result<u64> {

@@ -101,8 +101,8 @@ pub trait StorageFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Starts writing `offset..offset + len` from the page cache to the device, without
     /// waiting (Linux `sync_file_range(WRITE)`). A pacing hint: it makes nothing durable
-    /// (no device cache flush, no metadata), only [`StorageFile::sync_data`] does. The
-    /// default does nothing.
+    /// (no device cache flush, no metadata), only [`StorageFile::sync_data`] does. A zero
+    /// `len` does nothing. The default does nothing.
     fn start_write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
@@ -111,8 +111,8 @@ pub trait StorageFile: Send + Sync + Debug {
     /// [`StorageFile::sync_data`]; a caller uses it to bound how much written data waits
     /// in the page cache, so that another file's `fdatasync` does not queue behind it.
     /// An error means written data may be lost, as from a failed `sync_data` (and the
-    /// kernel may not report it again): the caller must treat it as a failed sync. The
-    /// default does nothing.
+    /// kernel may not report it again): the caller must treat it as a failed sync. A zero
+    /// `len` does nothing. The default does nothing.
     fn write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }

@@ -368,17 +368,20 @@ mod tests {
 
     #[test]
     fn a_failed_write_back_is_a_failed_sync_and_a_failed_write_is_not() {
-        for (fail_write_back, fail_write) in [(true, false), (false, true)] {
-            let file = Recorder {
-                fail_write_back,
-                fail_write,
-                ..Recorder::default()
-            };
-            let failed = Cell::new(false);
-            let foreground = Scripted::new(0);
-            let mut out = PacedWriter::new(&file, Path::new("f"), &foreground, &failed);
-            assert!(out.append(&[0u8; 10]).is_err());
-            assert_eq!(failed.get(), fail_write_back);
+        let busy = Scripted::new(0);
+        let foregrounds: [&dyn Foreground; 2] = [&busy, &NoForeground];
+        for foreground in foregrounds {
+            for (fail_write_back, fail_write) in [(true, false), (false, true)] {
+                let file = Recorder {
+                    fail_write_back,
+                    fail_write,
+                    ..Recorder::default()
+                };
+                let failed = Cell::new(false);
+                let mut out = PacedWriter::new(&file, Path::new("f"), foreground, &failed);
+                assert!(out.append(&[0u8; 10]).is_err());
+                assert_eq!(failed.get(), fail_write_back);
+            }
         }
     }
 }

@@ -1139,6 +1139,25 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    /// A write-back call: on a fault, the file's unsynced writes are dropped, as after a
+    /// failed sync (the kernel may mark the failed pages clean), so a later successful
+    /// `sync_data` cannot make them durable.
+    fn write_back_call(&self) -> io::Result<()> {
+        let mut state = self.sim.state.lock();
+        let fault = state.count(CallKind::WriteBack);
+        state.check_epoch(Some(self.epoch))?;
+        let inode = state.inode_mut(self.ino)?;
+        match fault {
+            None => Ok(()),
+            Some(fault) => {
+                inode.unsynced.clear();
+                Err(fault.error())
+            }
+        }
+    }
+}
+
 impl StorageFile for SimFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.on_inode(CallKind::Read, |inode| inode.read(buf, offset))
@@ -1158,11 +1177,11 @@ impl StorageFile for SimFile {
 
     // Write-back makes nothing durable: only the call (and its faults) is simulated.
     fn start_write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
-        self.on_inode(CallKind::WriteBack, |_| Ok(()))
+        self.write_back_call()
     }
 
     fn write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
-        self.on_inode(CallKind::WriteBack, |_| Ok(()))
+        self.write_back_call()
     }
 
     fn sync_data(&self) -> io::Result<()> {

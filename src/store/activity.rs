@@ -4,7 +4,35 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::storage::pacing::Foreground;
+use crate::storage::pacing::{Foreground, NoForeground};
+
+/// How a long background write (a snapshot, a spare) treats the commits beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pacing {
+    /// On its own thread (a user's `checkpoint`, the background thread): written at a
+    /// lower CPU priority (`priority.rs`), with write-back giving way to commits.
+    GiveWay,
+    /// Inline in a commit (`background_checkpoints(false)`), whose caller waits for it:
+    /// at full speed, on the calling thread.
+    FullSpeed,
+}
+
+impl super::Inner {
+    /// Runs `write`, handing it what its write-back gives way to.
+    pub(crate) fn long_write<T: Send>(
+        &self,
+        pacing: Pacing,
+        thread_name: &str,
+        write: impl FnOnce(&dyn Foreground) -> T + Send,
+    ) -> T {
+        match pacing {
+            Pacing::GiveWay => {
+                super::priority::run_lowered(thread_name, || write(&self.sync_activity))
+            }
+            Pacing::FullSpeed => write(&NoForeground),
+        }
+    }
+}
 
 /// Commits count as running (small write-back steps) for this long after a durable sync.
 pub(crate) const RECENT: Duration = Duration::from_millis(100);
@@ -80,6 +108,12 @@ impl Foreground for SyncActivity {
 mod tests {
     use super::*;
 
+    /// Whether `check` held in one of a few tries: a loaded machine may deschedule a
+    /// thread for milliseconds between two steps of a timing test.
+    fn in_one_of_a_few_tries(check: impl Fn() -> bool) -> bool {
+        (0..5).any(|_| check())
+    }
+
     #[test]
     fn a_sync_is_recent_until_the_window_passes() {
         let activity = SyncActivity::new();
@@ -91,20 +125,28 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_ends_with_the_next_sync_or_after_a_bound() {
+    fn no_turn_is_waited_for_without_a_stream_of_syncs() {
         let activity = SyncActivity::new();
-        // No stream of commits: no wait at all.
-        let started = Instant::now();
-        activity.wait_turn();
-        assert!(started.elapsed() < TURN_WAIT_MAX);
-        // A stream, but no next sync: the bound.
-        activity.record();
-        let started = Instant::now();
-        activity.wait_turn();
-        assert!(started.elapsed() >= TURN_WAIT_MAX);
-        // A stream, and the next sync ends meanwhile: the turn ends before the bound (in
-        // one of a few tries, as a loaded machine may oversleep).
-        let woken = (0..5).any(|_| {
+        assert!(in_one_of_a_few_tries(|| {
+            let started = Instant::now();
+            activity.wait_turn();
+            started.elapsed() < TURN_WAIT_MAX
+        }));
+    }
+
+    #[test]
+    fn a_turn_waits_for_the_next_sync_for_at_most_the_bound() {
+        let activity = SyncActivity::new();
+        // A stream, but no next sync: the whole bound (unless the check came too late).
+        assert!(in_one_of_a_few_tries(|| {
+            activity.record();
+            let started = Instant::now();
+            activity.wait_turn();
+            let waited = started.elapsed();
+            waited >= TURN_WAIT_MAX && waited < TURN_WAIT_MAX * 50
+        }));
+        // A stream, and the next sync ends meanwhile: less than the bound.
+        assert!(in_one_of_a_few_tries(|| {
             let done = std::sync::atomic::AtomicBool::new(false);
             std::thread::scope(|scope| {
                 activity.record();
@@ -120,7 +162,6 @@ mod tests {
                 }
                 waiter.join().is_ok_and(|waited| waited < TURN_WAIT_MAX)
             })
-        });
-        assert!(woken, "the next sync never ended a turn early");
+        }));
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::activity::Pacing;
 use super::{Inner, WeakInner};
 use crate::error::{Error, Result};
 use crate::recovery::{list, open_snapshot};
@@ -41,7 +42,8 @@ pub struct CheckpointReport {
 }
 
 impl Inner {
-    pub(crate) fn checkpoint(&self) -> Result<CheckpointReport> {
+    /// Writes a snapshot of the current state, giving way to commits or not (`pacing`).
+    pub(crate) fn checkpoint(&self, pacing: Pacing) -> Result<CheckpointReport> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -75,14 +77,14 @@ impl Inner {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = super::priority::run_lowered("walstore-snapshot", || {
+        let written = self.long_write(pacing, "walstore-snapshot", |foreground| {
             snapshot::writer::write_with(
                 self.storage.as_ref(),
                 &self.dir,
                 self.store_id,
                 lsn,
                 &mut |out| frozen.write_snapshot(out),
-                &self.sync_activity,
+                foreground,
                 &mut sync_failed,
             )
         });
@@ -274,7 +276,6 @@ impl Inner {
 /// The background thread: prepares a spare segment when one is wanted, and runs a
 /// checkpoint whenever one is requested.
 pub(crate) fn background_loop(weak: &WeakInner) {
-    super::priority::lower_this_thread();
     loop {
         let Some(inner) = weak.upgrade() else {
             return;
@@ -289,6 +290,6 @@ pub(crate) fn background_loop(weak: &WeakInner) {
             }
             background.take_work()
         };
-        inner.run_work(work, true);
+        inner.run_work(work, Pacing::GiveWay);
     }
 }

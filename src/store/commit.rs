@@ -394,6 +394,7 @@ impl Inner {
         log.segment = Some(segment);
         let result = match result {
             Ok(()) => {
+                self.sync_activity.record();
                 log.synced_offset = written_offset;
                 log.durable_lsn = log.durable_lsn.max(target);
                 Ok(())

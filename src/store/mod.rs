@@ -1,6 +1,7 @@
 //! The store: open (and recover), write transactions, read views, checkpoints.
 
 mod activity;
+pub(crate) use activity::Pacing;
 mod bulk;
 mod checkpoint;
 mod commit;
@@ -301,7 +302,7 @@ impl Store {
 
     /// Writes a snapshot of the current state and drops the WAL it makes unnecessary.
     pub fn checkpoint(&self) -> Result<CheckpointReport> {
-        self.inner.checkpoint()
+        self.inner.checkpoint(activity::Pacing::GiveWay)
     }
 
     /// Makes every commit made with [`Durability::None`] durable.
@@ -386,16 +387,19 @@ impl Inner {
     /// checkpoint. A failed checkpoint leaves the WAL in place (the next request tries
     /// again); its error is kept for [`Store::last_automatic_checkpoint_error`].
     ///
-    /// On the background thread, a spare is not written while a snapshot is (a checkpoint
-    /// called by the user): two paced writers would each take turns with the commits
-    /// (`storage::pacing`). A committing thread does not wait for a checkpoint.
-    pub(crate) fn run_work(&self, work: Work, on_background_thread: bool) {
-        if work.spare {
-            let _one_writer = on_background_thread.then(|| self.checkpoint_lock.lock());
-            self.prepare_spare();
+    /// `pacing`: `GiveWay` on the background thread; `FullSpeed` inline in a commit, whose
+    /// caller waits for the work. On the background thread, a spare is not written while
+    /// a snapshot is (a checkpoint called by the user): two paced writers would each take
+    /// turns with the commits (`storage::pacing`). So a user's checkpoint may wait for a
+    /// spare being written, and a committing thread never waits for a checkpoint.
+    pub(crate) fn run_work(&self, work: Work, pacing: activity::Pacing) {
+        if work.spare && self.spare_wanted_now() {
+            let _one_writer =
+                (pacing == activity::Pacing::GiveWay).then(|| self.checkpoint_lock.lock());
+            self.prepare_spare(pacing);
         }
         if work.checkpoint {
-            let outcome = self.checkpoint().err().map(Arc::new);
+            let outcome = self.checkpoint(pacing).err().map(Arc::new);
             self.background.lock().last_error = outcome;
         }
     }

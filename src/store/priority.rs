@@ -1,4 +1,4 @@
-//! Background work (snapshots, spare segments) runs at a lower CPU priority than commits.
+//! Background writing (snapshots, spare segments) runs at a lower CPU priority than commits.
 //!
 //! Why: on a small machine, a checkpoint's encoding and copying takes a core, and the
 //! committing thread then waits for a CPU after its `fdatasync` returns. Measured here
@@ -7,41 +7,33 @@
 //! nice 19 against 579 / 470 / 472 µs at nice 0; nice 10 did as well (366 / 496 / 461 µs
 //! against base p99s of 221 / 302 / 246 µs). Nice 10, not 19: the checkpoint must still
 //! progress beside a CPU-bound indexer, or the WAL grows.
+//!
+//! Only the writing itself is lowered, on a short-lived thread: the steps a checkpoint
+//! takes under the log mutex (install, rotation) run on the caller's thread, so that a
+//! committer never waits for a mutex held by a low-priority thread.
 
-/// How much lower (in nice levels) background work runs.
+/// How much lower (in nice levels) background writing runs.
 pub(crate) const BACKGROUND_NICE_INCREMENT: i32 = 10;
 /// Linux's lowest priority.
+#[cfg(target_os = "linux")]
 const NICE_MAX: i32 = 19;
 
-thread_local! {
-    /// Whether this thread's priority was lowered already (it is not lowered twice).
-    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE_INCREMENT`], once. On
-/// Linux a nice value belongs to a thread, not to the process. Best effort: a failure (or
-/// another system) leaves the priority as it was.
-pub(crate) fn lower_this_thread() {
-    if LOWERED.replace(true) {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{getpriority_process, setpriority_process};
-        if let Ok(nice) = getpriority_process(None) {
-            let lowered = nice.saturating_add(BACKGROUND_NICE_INCREMENT).min(NICE_MAX);
-            let _ = setpriority_process(None, lowered);
-        }
+/// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE_INCREMENT`] (on Linux a
+/// nice value belongs to a thread, not to the process). Best effort: a failure leaves
+/// the priority as it was.
+#[cfg(target_os = "linux")]
+fn lower_this_thread() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    if let Ok(nice) = getpriority_process(None) {
+        let lowered = nice.saturating_add(BACKGROUND_NICE_INCREMENT).min(NICE_MAX);
+        let _ = setpriority_process(None, lowered);
     }
 }
 
 /// Runs `work` on a short-lived thread of lower priority (the caller waits), or on the
-/// calling thread if that was lowered already or no thread can be spawned. For work
-/// started on a caller's thread, whose priority is not the store's to change.
+/// calling thread if no thread can be spawned.
+#[cfg(target_os = "linux")]
 pub(crate) fn run_lowered<T: Send>(name: &str, work: impl FnOnce() -> T + Send) -> T {
-    if LOWERED.get() {
-        return work();
-    }
     let mut pending = Some(work);
     let ran = std::thread::scope(|scope| {
         let pending = &mut pending;
@@ -63,16 +55,20 @@ pub(crate) fn run_lowered<T: Send>(name: &str, work: impl FnOnce() -> T + Send) 
     }
 }
 
-#[cfg(test)]
+/// Elsewhere: on the calling thread (no per-thread priority to lower).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn run_lowered<T: Send>(_name: &str, work: impl FnOnce() -> T + Send) -> T {
+    work()
+}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
     fn nice() -> i32 {
         rustix::process::getpriority_process(None).unwrap_or(i32::MIN)
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn lowered_work_runs_at_a_lower_priority_and_the_caller_keeps_its_own() {
         let caller = nice();
@@ -86,18 +82,9 @@ mod tests {
         assert_eq!(nice(), caller);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
-    fn a_lowered_thread_is_not_lowered_twice() {
-        let once = std::thread::spawn(|| {
-            lower_this_thread();
-            let lowered = nice();
-            lower_this_thread();
-            (lowered, run_lowered("test-lowered", nice), nice())
-        })
-        .join()
-        .unwrap_or_default();
-        assert_eq!(once.0, once.1);
-        assert_eq!(once.0, once.2);
+    fn a_panic_in_lowered_work_reaches_the_caller() {
+        let caught = std::panic::catch_unwind(|| run_lowered("test-lowered", || panic!("boom")));
+        assert!(caught.is_err());
     }
 }

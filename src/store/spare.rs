@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 /// given up): the spare's own and three for the log meanwhile.
 const SPARE_ROOM_SEGMENTS: u64 = 4;
 
-use super::Inner;
+use super::{Inner, Pacing};
 use crate::error::Result;
 use crate::wal::segment::{self, ActiveSegment};
 use crate::wal::spare::{self, SpareSegment};
@@ -96,10 +96,19 @@ impl Inner {
         }
     }
 
-    /// Prepares the spare if none is ready. A failed write leaves none (commits go on
-    /// into sparse segments, and the next rotation asks again); a failed `fdatasync`
-    /// poisons the store.
-    pub(crate) fn prepare_spare(&self) {
+    /// Whether a spare could be prepared now: a writer, not poisoned, room on the disk,
+    /// and none ready or being made.
+    pub(crate) fn spare_wanted_now(&self) -> bool {
+        !self.read_only
+            && !self.poisoned.load(Ordering::Acquire)
+            && matches!(*self.spare.lock(), SpareSlot::Empty)
+            && self.room_for_spare()
+    }
+
+    /// Prepares the spare if none is ready, giving way to commits or not (`pacing`). A
+    /// failed write leaves none (commits go on into sparse segments, and the next rotation
+    /// asks again); a failed `fdatasync` or write-back poisons the store.
+    pub(crate) fn prepare_spare(&self, pacing: Pacing) {
         if self.read_only || self.poisoned.load(Ordering::Acquire) || !self.room_for_spare() {
             return;
         }
@@ -111,14 +120,16 @@ impl Inner {
             *slot = SpareSlot::Preparing;
         }
         let mut sync_failed = false;
-        let prepared = spare::prepare(
-            self.storage.as_ref(),
-            &self.dir,
-            self.options.segment_bytes,
-            &mut sync_failed,
-            &|| !self.closing() && self.room_for_spare(),
-            &self.sync_activity,
-        );
+        let prepared = self.long_write(pacing, "walstore-spare", |foreground| {
+            spare::prepare(
+                self.storage.as_ref(),
+                &self.dir,
+                self.options.segment_bytes,
+                &mut sync_failed,
+                &|| !self.closing() && self.room_for_spare(),
+                foreground,
+            )
+        });
         let closing = self.closing();
         let mut slot = self.spare.lock();
         *slot = SpareSlot::Empty;
@@ -210,7 +221,7 @@ mod tests {
             other => panic!("the commit prepared a spare: {other:?}"),
         };
         let calls = sim.calls();
-        inner.prepare_spare();
+        inner.prepare_spare(crate::store::Pacing::FullSpeed);
         assert_eq!(sim.calls(), calls, "no I/O while a spare is taken");
         assert!(
             sim.read_file(&taken.path).is_some(),
