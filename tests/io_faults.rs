@@ -375,20 +375,23 @@ fn store_with(sim: &SimStorage, workload: &Workload, n: usize) -> Store {
 fn failed_checkpoint_fsync_poisons_and_nothing_syncs_again() {
     let workload = merged_workload(3, 10);
     // A failed write-back (`sync_file_range`) is a failed sync too: the kernel may not
-    // report the lost pages again to the snapshot's fdatasync. Right after the commits
-    // (a sync within the last 100 ms), the snapshot is written in steps whose write-back
-    // is waited for; 150 ms later, write-back is only started (`storage::pacing`).
+    // report the lost pages again to the snapshot's fdatasync. Right after another
+    // thread's commit (a sync within the last 100 ms), the snapshot is written in steps
+    // whose write-back is waited for; otherwise write-back is only started
+    // (`storage::pacing`, `store/activity.rs`).
     let cases = [
         (CallKind::SyncData, false),
         (CallKind::SyncDir, false),
         (CallKind::WriteBack, false),
         (CallKind::WriteBack, true),
     ];
-    for (only, after_a_pause) in cases {
+    for (only, beside_commits) in cases {
         let sim = SimStorage::new(3);
         let store = store_with(&sim, &workload, 4);
-        if after_a_pause {
-            std::thread::sleep(std::time::Duration::from_millis(150));
+        if beside_commits {
+            std::thread::scope(|scope| {
+                scope.spawn(|| commit_next(&store, &workload).expect("commit"));
+            });
         }
         sim.inject(Fault {
             at_call: 1,
@@ -396,7 +399,7 @@ fn failed_checkpoint_fsync_poisons_and_nothing_syncs_again() {
             persistent: false,
             only: Some(only),
         });
-        assert!(store.checkpoint().is_err(), "{only:?} {after_a_pause}");
+        assert!(store.checkpoint().is_err(), "{only:?} {beside_commits}");
         assert!(store.is_poisoned(), "{only:?}");
         let syncs = sim.sync_calls();
         assert!(matches!(

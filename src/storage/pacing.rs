@@ -26,7 +26,9 @@ use crate::error::{Error, Result};
 pub const BUSY_STEP_BYTES: u64 = 128 * 1024;
 /// Bytes written at a time while no commit runs; write-back starts after each.
 pub const IDLE_PIECE_BYTES: u64 = 1024 * 1024;
-/// Bytes whose write-back may be in flight, not waited for, while no commit runs.
+/// Bytes whose write-back may be in flight, not waited for, while no commit runs: what a
+/// commit arriving then may queue behind (about 6 ms here). 4 MiB made an idle snapshot
+/// of the 1M store slower (62–73 ms against 60–61 ms, noisy).
 pub const IDLE_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
 
 const _: () = assert!(BUSY_STEP_BYTES > 0 && BUSY_STEP_BYTES <= IDLE_PIECE_BYTES);

@@ -1,5 +1,11 @@
 //! When durable commits sync: background writers (snapshots, spare segments) give way to
 //! them (`storage::pacing`), and write at full speed when none run.
+//!
+//! Only commits of *other* threads count: a thread that commits and then checkpoints (the
+//! `walstore index` command) has nothing to give way to. Such a checkpoint also runs on
+//! the caller's thread, not on a lowered one: a new thread's allocations go to a new
+//! glibc arena, which the `index` command's peak RSS showed (294–323 MB against 187–254
+//! MB; the same with `MALLOC_ARENA_MAX=1`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,8 +15,9 @@ use crate::storage::pacing::{Foreground, NoForeground};
 /// How a long background write (a snapshot, a spare) treats the commits beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pacing {
-    /// On its own thread (a user's `checkpoint`, the background thread): written at a
-    /// lower CPU priority (`priority.rs`), with write-back giving way to commits.
+    /// Beside other threads' commits (a user's `checkpoint`, the background thread): if
+    /// they are running when it starts, written at a lower CPU priority (`priority.rs`);
+    /// its write-back gives way to them whenever they run.
     GiveWay,
     /// Inline in a commit (`background_checkpoints(false)`), whose caller waits for it:
     /// at full speed, on the calling thread.
@@ -27,17 +34,37 @@ impl super::Inner {
     ) -> T {
         match pacing {
             Pacing::GiveWay => {
-                super::priority::run_lowered(thread_name, || write(&self.sync_activity))
+                let others = OtherThreads {
+                    activity: &self.sync_activity,
+                    caller: thread_token(),
+                };
+                match others.streaming() {
+                    true => super::priority::run_lowered(thread_name, || write(&others)),
+                    false => write(&others),
+                }
             }
             Pacing::FullSpeed => write(&NoForeground),
         }
     }
 }
 
-/// Commits count as running (small write-back steps) for this long after a durable sync.
+/// Commits count as running (small write-back steps) for this long after a durable sync,
+/// if syncs end less than [`BUSY_GAP`] apart on average.
 pub(crate) const RECENT: Duration = Duration::from_millis(100);
-/// A write-back step waits for the next sync only if the last one ended this recently: a
-/// stream of commits is running. Longer gaps mean commits paused; the step goes at once.
+/// Commits at 50 Hz or more are given way to. Less frequent ones (an indexer's large
+/// batches, about 20 Hz in `walstore index`) queue behind at most
+/// [`crate::storage::pacing::IDLE_AHEAD_BYTES`] of write-back: small steps would cost the
+/// checkpoint time, and memory grows meanwhile (peak RSS of `walstore index` 276–281 MB
+/// with every commit given way to, against 184–294 MB before pacing existed).
+pub(crate) const BUSY_GAP: Duration = Duration::from_millis(20);
+/// A stream of commits runs when syncs end this close together on average (and the last
+/// one within [`RECENT`]): then a long write starts on a lower-priority thread, and each
+/// write-back step waits for the next sync if the last one ended this recently. Not for
+/// less frequent commits (an indexer's large batches, 20 Hz in `walstore index`): a
+/// lowered checkpoint beside a CPU-bound indexer is slow, and memory grows meanwhile (peak
+/// RSS of `walstore index` 289–297 MB with lowering on any commit, 269–277 MB without).
+/// An average, not the last gap: a checkpoint often starts while the previous one's
+/// unlink has stalled a commit for milliseconds.
 pub(crate) const STREAM_GAP: Duration = Duration::from_millis(2);
 /// The longest a write-back step waits for its turn.
 pub(crate) const TURN_WAIT_MAX: Duration = Duration::from_millis(1);
@@ -45,7 +72,8 @@ pub(crate) const TURN_WAIT_MAX: Duration = Duration::from_millis(1);
 const TURN_POLL: Duration = Duration::from_micros(20);
 
 const _: () = assert!(TURN_WAIT_MAX.as_nanos() < STREAM_GAP.as_nanos());
-const _: () = assert!(STREAM_GAP.as_nanos() < RECENT.as_nanos());
+const _: () = assert!(STREAM_GAP.as_nanos() < BUSY_GAP.as_nanos());
+const _: () = assert!(BUSY_GAP.as_nanos() < RECENT.as_nanos());
 
 /// Counts durable commit syncs, and when the last one ended.
 #[derive(Debug)]
@@ -55,6 +83,26 @@ pub(crate) struct SyncActivity {
     last_sync_nanos: AtomicU64,
     /// Durable syncs so far.
     syncs: AtomicU64,
+    /// The [`thread_token`] of the thread that made the last one.
+    last_sync_thread: AtomicU64,
+    /// The average time between two syncs, in nanoseconds (weight 1/8 for each new gap).
+    sync_gap_nanos_avg: AtomicU64,
+}
+
+/// A number for the calling thread, unique in the process (0: none).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.with(|token| *token)
+}
+
+/// The commits of threads other than `caller`, as a [`Foreground`].
+#[derive(Debug, Clone, Copy)]
+struct OtherThreads<'a> {
+    activity: &'a SyncActivity,
+    caller: u64,
 }
 
 impl SyncActivity {
@@ -63,13 +111,27 @@ impl SyncActivity {
             epoch: Instant::now(),
             last_sync_nanos: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            last_sync_thread: AtomicU64::new(0),
+            sync_gap_nanos_avg: AtomicU64::new(u64::MAX),
         }
     }
 
-    /// A durable commit sync just ended. Two relaxed stores: nothing else is published.
+    /// A durable commit sync just ended, on this thread. Relaxed stores, read as a hint
+    /// (a reader may see the time of one sync with the thread of another).
+    /// Only a leader calls it, so calls do not overlap.
     pub(crate) fn record(&self) {
-        self.last_sync_nanos
-            .store(self.nanos_now().saturating_add(1), Ordering::Relaxed);
+        self.last_sync_thread
+            .store(thread_token(), Ordering::Relaxed);
+        let now = self.nanos_now().saturating_add(1);
+        let last = self.last_sync_nanos.swap(now, Ordering::Relaxed);
+        if last != 0 {
+            let gap = now.saturating_sub(last);
+            let average = match self.sync_gap_nanos_avg.load(Ordering::Relaxed) {
+                u64::MAX => gap,
+                average => average.saturating_mul(7).saturating_add(gap) / 8,
+            };
+            self.sync_gap_nanos_avg.store(average, Ordering::Relaxed);
+        }
         self.syncs.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -80,25 +142,41 @@ impl SyncActivity {
         last != 0 && self.nanos_now().saturating_add(1).saturating_sub(last) < window_nanos
     }
 
+    /// Whether syncs end less than `gap` apart on average.
+    fn gaps_below(&self, gap: Duration) -> bool {
+        let gap_nanos = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
+        self.sync_gap_nanos_avg.load(Ordering::Relaxed) < gap_nanos
+    }
+
     fn nanos_now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
-impl Foreground for SyncActivity {
+impl OtherThreads<'_> {
+    /// Whether other threads' durable syncs end less than [`STREAM_GAP`] apart on average.
+    fn streaming(&self) -> bool {
+        self.busy() && self.activity.gaps_below(STREAM_GAP)
+    }
+}
+
+impl Foreground for OtherThreads<'_> {
     fn busy(&self) -> bool {
-        self.synced_within(RECENT)
+        self.activity.synced_within(RECENT)
+            && self.activity.gaps_below(BUSY_GAP)
+            && self.activity.last_sync_thread.load(Ordering::Relaxed) != self.caller
     }
 
     /// Polls (no cost on the commit path) until the next sync ends, while a stream of
     /// commits runs, for at most [`TURN_WAIT_MAX`].
     fn wait_turn(&self) {
-        if !self.synced_within(STREAM_GAP) {
+        let activity = self.activity;
+        if !activity.synced_within(STREAM_GAP) {
             return;
         }
-        let seen = self.syncs.load(Ordering::Relaxed);
+        let seen = activity.syncs.load(Ordering::Relaxed);
         let started = Instant::now();
-        while self.syncs.load(Ordering::Relaxed) == seen && started.elapsed() < TURN_WAIT_MAX {
+        while activity.syncs.load(Ordering::Relaxed) == seen && started.elapsed() < TURN_WAIT_MAX {
             std::thread::sleep(TURN_POLL);
         }
     }
@@ -114,14 +192,72 @@ mod tests {
         (0..5).any(|_| check())
     }
 
+    /// The activity seen from a thread that never commits.
+    fn beside(activity: &SyncActivity) -> OtherThreads<'_> {
+        OtherThreads {
+            activity,
+            caller: u64::MAX,
+        }
+    }
+
     #[test]
     fn a_sync_is_recent_until_the_window_passes() {
         let activity = SyncActivity::new();
-        assert!(!activity.busy(), "no sync yet");
+        assert!(!beside(&activity).busy(), "no sync yet");
         activity.record();
-        assert!(activity.busy());
+        assert!(!beside(&activity).busy(), "one sync: no rate yet");
+        activity.record();
+        assert!(beside(&activity).busy());
         std::thread::sleep(RECENT + Duration::from_millis(20));
-        assert!(!activity.busy());
+        assert!(!beside(&activity).busy());
+    }
+
+    #[test]
+    fn a_stream_is_syncs_close_together_on_average() {
+        let activity = SyncActivity::new();
+        let others = beside(&activity);
+        activity.record();
+        assert!(!others.streaming(), "one sync is no stream");
+        for _ in 0..100 {
+            activity.record();
+        }
+        assert!(others.streaming());
+        // One long gap does not end it (up to eight times the bound, here).
+        std::thread::sleep(STREAM_GAP);
+        activity.record();
+        assert!(others.streaming());
+        // Syncs far apart are no stream.
+        let sparse = SyncActivity::new();
+        for _ in 0..3 {
+            sparse.record();
+            std::thread::sleep(STREAM_GAP * 3);
+        }
+        sparse.record();
+        assert!(!beside(&sparse).streaming());
+        assert!(beside(&sparse).busy(), "6 ms apart is still busy");
+        let rare = SyncActivity::new();
+        for _ in 0..3 {
+            rare.record();
+            std::thread::sleep(BUSY_GAP + Duration::from_millis(5));
+        }
+        rare.record();
+        assert!(!beside(&rare).busy(), "syncs more than 20 ms apart are not");
+    }
+
+    #[test]
+    fn a_threads_own_syncs_are_not_a_reason_to_give_way() {
+        let activity = SyncActivity::new();
+        activity.record();
+        activity.record();
+        let own = OtherThreads {
+            activity: &activity,
+            caller: thread_token(),
+        };
+        assert!(!own.busy());
+        std::thread::scope(|scope| {
+            scope.spawn(|| activity.record());
+        });
+        assert!(own.busy(), "another thread synced");
     }
 
     #[test]
@@ -129,7 +265,7 @@ mod tests {
         let activity = SyncActivity::new();
         assert!(in_one_of_a_few_tries(|| {
             let started = Instant::now();
-            activity.wait_turn();
+            beside(&activity).wait_turn();
             started.elapsed() < TURN_WAIT_MAX
         }));
     }
@@ -141,7 +277,7 @@ mod tests {
         assert!(in_one_of_a_few_tries(|| {
             activity.record();
             let started = Instant::now();
-            activity.wait_turn();
+            beside(&activity).wait_turn();
             let waited = started.elapsed();
             waited >= TURN_WAIT_MAX && waited < TURN_WAIT_MAX * 50
         }));
@@ -152,7 +288,7 @@ mod tests {
                 activity.record();
                 let waiter = scope.spawn(|| {
                     let started = Instant::now();
-                    activity.wait_turn();
+                    beside(&activity).wait_turn();
                     done.store(true, Ordering::Relaxed);
                     started.elapsed()
                 });

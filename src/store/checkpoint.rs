@@ -245,15 +245,17 @@ impl Inner {
         if let Some(base) = &version.base {
             base.advise_full_scan();
         }
-        let written = snapshot::writer::write_with(
-            storage,
-            dest,
-            self.store_id,
-            lsn,
-            &mut |out| version.write_snapshot(out),
-            &self.sync_activity,
-            &mut false,
-        )?;
+        let written = self.long_write(Pacing::GiveWay, "walstore-backup", |foreground| {
+            snapshot::writer::write_with(
+                storage,
+                dest,
+                self.store_id,
+                lsn,
+                &mut |out| version.write_snapshot(out),
+                foreground,
+                &mut false,
+            )
+        })?;
         crate::wal::segment::create(
             storage,
             dest,
