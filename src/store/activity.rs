@@ -72,7 +72,16 @@ pub(crate) const TURN_WAIT_MAX: Duration = Duration::from_millis(1);
 const TURN_POLL: Duration = Duration::from_micros(20);
 
 const _: () = assert!(TURN_WAIT_MAX.as_nanos() < STREAM_GAP.as_nanos());
+/// A gap counts in the average as at most this long: a pause of minutes is forgotten as
+/// soon as one of 50 ms would be.
+const GAP_COUNTED_MAX: Duration = Duration::from_millis(50);
+/// Each gap weighs 1/32 of the average: one stall of 20 ms (a commit queued behind an
+/// unlink) moves a stream's average by about 0.6 ms, while about 30 gaps of a new stream
+/// bring it from [`GAP_COUNTED_MAX`] under [`BUSY_GAP`].
+const GAP_WEIGHT_INVERSE: u64 = 32;
+
 const _: () = assert!(STREAM_GAP.as_nanos() < BUSY_GAP.as_nanos());
+const _: () = assert!(BUSY_GAP.as_nanos() < GAP_COUNTED_MAX.as_nanos());
 const _: () = assert!(BUSY_GAP.as_nanos() < RECENT.as_nanos());
 
 /// Counts durable commit syncs, and when the last one ended.
@@ -85,7 +94,8 @@ pub(crate) struct SyncActivity {
     syncs: AtomicU64,
     /// The [`thread_token`] of the thread that made the last one.
     last_sync_thread: AtomicU64,
-    /// The average time between two syncs, in nanoseconds (weight 1/8 for each new gap).
+    /// The average time between two syncs, in nanoseconds: each new gap, cut to
+    /// [`GAP_COUNTED_MAX`], weighs 1/[`GAP_WEIGHT_INVERSE`].
     sync_gap_nanos_avg: AtomicU64,
 }
 
@@ -125,10 +135,16 @@ impl SyncActivity {
         let now = self.nanos_now().saturating_add(1);
         let last = self.last_sync_nanos.swap(now, Ordering::Relaxed);
         if last != 0 {
-            let gap = now.saturating_sub(last);
+            let counted_max = u64::try_from(GAP_COUNTED_MAX.as_nanos()).unwrap_or(u64::MAX);
+            let gap = now.saturating_sub(last).min(counted_max);
             let average = match self.sync_gap_nanos_avg.load(Ordering::Relaxed) {
                 u64::MAX => gap,
-                average => average.saturating_mul(7).saturating_add(gap) / 8,
+                average => {
+                    average
+                        .saturating_mul(GAP_WEIGHT_INVERSE - 1)
+                        .saturating_add(gap)
+                        / GAP_WEIGHT_INVERSE
+                }
             };
             self.sync_gap_nanos_avg.store(average, Ordering::Relaxed);
         }
@@ -222,11 +238,11 @@ mod tests {
             activity.record();
         }
         assert!(others.streaming());
-        // One long gap does not end it (up to eight times the bound, here).
-        std::thread::sleep(STREAM_GAP);
+        // One long gap does not end it (one of up to 64 ms, here).
+        std::thread::sleep(STREAM_GAP * 4);
         activity.record();
         assert!(others.streaming());
-        // Syncs far apart are no stream.
+        // Syncs far apart are no stream, but still busy under 20 ms apart.
         let sparse = SyncActivity::new();
         for _ in 0..3 {
             sparse.record();
@@ -242,6 +258,11 @@ mod tests {
         }
         rare.record();
         assert!(!beside(&rare).busy(), "syncs more than 20 ms apart are not");
+        // After a long pause, a new stream is one within about a hundred syncs.
+        for _ in 0..128 {
+            rare.record();
+        }
+        assert!(beside(&rare).streaming());
     }
 
     #[test]

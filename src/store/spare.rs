@@ -126,7 +126,11 @@ impl Inner {
                 &self.dir,
                 self.options.segment_bytes,
                 &mut sync_failed,
-                &|| !self.closing() && self.room_for_spare(),
+                &|| {
+                    !self.closing()
+                        && !self.poisoned.load(Ordering::Acquire)
+                        && self.room_for_spare()
+                },
                 foreground,
             )
         });

@@ -71,6 +71,9 @@ pub fn prepare(
             }
             out.append(chunk)?;
         }
+        if !keep_going() {
+            return Err(Error::Conversion("spare segment abandoned".into()));
+        }
         file.sync_data().map_err(|e| {
             *sync_failed = true;
             Error::io("fdatasync", &path, e)
