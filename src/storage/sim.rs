@@ -1140,16 +1140,19 @@ impl SimFile {
 }
 
 impl SimFile {
-    /// A write-back call: on a fault, the file's unsynced writes are dropped, as after a
-    /// failed sync (the kernel may mark the failed pages clean), so a later successful
-    /// `sync_data` cannot make them durable.
-    fn write_back_call(&self) -> io::Result<()> {
+    /// A sync or write-back call of `kind`: `done` runs on success. On a fault, the file's
+    /// unsynced writes are dropped (fsyncgate: the kernel marks the failed pages clean, so
+    /// they never reach the disk, even if a later sync succeeds).
+    fn sync_call(&self, kind: CallKind, done: impl FnOnce(&mut Inode)) -> io::Result<()> {
         let mut state = self.sim.state.lock();
-        let fault = state.count(CallKind::WriteBack);
+        let fault = state.count(kind);
         state.check_epoch(Some(self.epoch))?;
         let inode = state.inode_mut(self.ino)?;
         match fault {
-            None => Ok(()),
+            None => {
+                done(inode);
+                Ok(())
+            }
             Some(fault) => {
                 inode.unsynced.clear();
                 Err(fault.error())
@@ -1177,29 +1180,15 @@ impl StorageFile for SimFile {
 
     // Write-back makes nothing durable: only the call (and its faults) is simulated.
     fn start_write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
-        self.write_back_call()
+        self.sync_call(CallKind::WriteBack, |_| ())
     }
 
     fn write_back(&self, _offset: u64, _len: u64) -> io::Result<()> {
-        self.write_back_call()
+        self.sync_call(CallKind::WriteBack, |_| ())
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut state = self.sim.state.lock();
-        let fault = state.count(CallKind::SyncData);
-        state.check_epoch(Some(self.epoch))?;
-        let inode = state.inode_mut(self.ino)?;
-        match fault {
-            None => {
-                inode.sync();
-                Ok(())
-            }
-            Some(fault) => {
-                // fsyncgate: the kernel marks the dirty pages clean; they never reach the disk.
-                inode.unsynced.clear();
-                Err(fault.error())
-            }
-        }
+        self.sync_call(CallKind::SyncData, Inode::sync)
     }
 
     fn len(&self) -> io::Result<u64> {
