@@ -11,6 +11,12 @@
 //! Only the writing itself is lowered, on a short-lived thread: the steps a checkpoint
 //! takes under the log mutex (install, rotation) run on the caller's thread, so that a
 //! committer never waits for a mutex held by a low-priority thread.
+//!
+//! The same thread sleeps with a timer slack of 1 µs instead of Linux's 50 µs: its
+//! write-back steps poll, in 20 µs sleeps, for a commit's sync to end
+//! (`activity.rs`), and start sooner after it. Commit p99 during checkpoints, three runs
+//! each of `cargo bench --bench checkpoint`: 349 / 395 / 378 µs (1.98× / 1.94× / 2.00×)
+//! with it, 393 / 379 / 417 / 403 / 459 µs (1.75–2.30×) in five runs before.
 
 /// How much lower (in nice levels) background writing runs.
 pub(crate) const BACKGROUND_NICE_INCREMENT: i32 = 10;
@@ -18,9 +24,13 @@ pub(crate) const BACKGROUND_NICE_INCREMENT: i32 = 10;
 #[cfg(target_os = "linux")]
 const NICE_MAX: i32 = 19;
 
+/// The timer slack of a lowered thread, in nanoseconds.
+#[cfg(target_os = "linux")]
+const TIMER_SLACK_NANOS: u64 = 1_000;
+
 /// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE_INCREMENT`] (on Linux a
-/// nice value belongs to a thread, not to the process). Best effort: a failure leaves
-/// the priority as it was.
+/// nice value belongs to a thread, not to the process), and sets its timer slack to
+/// [`TIMER_SLACK_NANOS`]. Best effort: a failure leaves either as it was.
 #[cfg(target_os = "linux")]
 fn lower_this_thread() {
     use rustix::process::{getpriority_process, setpriority_process};
@@ -28,6 +38,7 @@ fn lower_this_thread() {
         let lowered = nice.saturating_add(BACKGROUND_NICE_INCREMENT).min(NICE_MAX);
         let _ = setpriority_process(None, lowered);
     }
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(TIMER_SLACK_NANOS));
 }
 
 /// Runs `work` on a short-lived thread of lower priority (the caller waits), or on the
@@ -80,6 +91,12 @@ mod tests {
                 .min(NICE_MAX)
         );
         assert_eq!(nice(), caller);
+    }
+
+    #[test]
+    fn lowered_work_sleeps_with_a_fine_timer_slack() {
+        let slack = run_lowered("test-lowered", rustix::thread::current_timer_slack);
+        assert_eq!(slack.ok(), Some(TIMER_SLACK_NANOS));
     }
 
     #[test]
