@@ -393,9 +393,7 @@ impl Inner {
     /// turns with the commits (`storage::pacing`). So a user's checkpoint may wait for a
     /// spare being written, and a committing thread never waits for a checkpoint.
     pub(crate) fn run_work(&self, work: Work, pacing: activity::Pacing) {
-        if work.spare && self.spare_wanted_now() {
-            let _one_writer =
-                (pacing == activity::Pacing::GiveWay).then(|| self.checkpoint_lock.lock());
+        if work.spare {
             self.prepare_spare(pacing);
         }
         if work.checkpoint {

@@ -4,9 +4,10 @@
 //! committing thread then waits for a CPU after its `fdatasync` returns. Measured here
 //! (scratch harness, the 1M-fingerprint store, checkpoints back to back, three
 //! alternated pairs): commit p99 426 / 371 / 402 µs with the checkpointing thread at
-//! nice 19 against 579 / 470 / 472 µs at nice 0; nice 10 did as well (366 / 496 / 461 µs
-//! against base p99s of 221 / 302 / 246 µs). Nice 10, not 19: the checkpoint must still
-//! progress beside a CPU-bound indexer, or the WAL grows.
+//! nice 19 against 579 / 470 / 472 µs at nice 0. Three more pairs, nice 10 against nice
+//! 19: 1.66 / 1.64 / 1.88× the base p99 against 1.57 / 1.59 / 1.67× (nice 10 was not
+//! paired with nice 0). Nice 10, not 19: the checkpoint must still progress beside a
+//! CPU-bound indexer, or the WAL grows.
 //!
 //! Only the writing itself is lowered, on a short-lived thread: the steps a checkpoint
 //! takes under the log mutex (install, rotation) run on the caller's thread, so that a

@@ -96,22 +96,21 @@ impl Inner {
         }
     }
 
-    /// Whether a spare could be prepared now: a writer, not poisoned, room on the disk,
-    /// and none ready or being made.
-    pub(crate) fn spare_wanted_now(&self) -> bool {
-        !self.read_only
-            && !self.poisoned.load(Ordering::Acquire)
-            && matches!(*self.spare.lock(), SpareSlot::Empty)
-            && self.room_for_spare()
-    }
-
     /// Prepares the spare if none is ready, giving way to commits or not (`pacing`). A
     /// failed write leaves none (commits go on into sparse segments, and the next rotation
     /// asks again); a failed `fdatasync` or write-back poisons the store.
+    ///
+    /// With `GiveWay` (the background thread), it first waits for a checkpoint writing its
+    /// snapshot (see `Inner::run_work`), once it knows a spare is wanted.
     pub(crate) fn prepare_spare(&self, pacing: Pacing) {
-        if self.read_only || self.poisoned.load(Ordering::Acquire) || !self.room_for_spare() {
+        if self.read_only
+            || self.poisoned.load(Ordering::Acquire)
+            || !matches!(*self.spare.lock(), SpareSlot::Empty)
+            || !self.room_for_spare()
+        {
             return;
         }
+        let _one_writer = (pacing == Pacing::GiveWay).then(|| self.checkpoint_lock.lock());
         {
             let mut slot = self.spare.lock();
             if !matches!(*slot, SpareSlot::Empty) {
