@@ -28,19 +28,28 @@ use walstore::{Options, Store};
 
 const DIR: &str = "/crash/store";
 
-fn options(sim: &SimStorage, keep_fallback: bool) -> Options {
+/// What a crash-sim run varies.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    keep_fallback: bool,
+    /// Synced groups written around the page cache (the default) or through it.
+    direct_io: bool,
+}
+
+fn options(sim: &SimStorage, variant: Config) -> Options {
     Store::options()
         .storage(Arc::new(sim.clone()))
         .segment_bytes(16 * 1024)
         .checkpoint_wal_bytes(24 * 1024)
         .background_checkpoints(false)
-        .keep_fallback(keep_fallback)
+        .keep_fallback(variant.keep_fallback)
+        .direct_io(variant.direct_io)
 }
 
 /// Runs the workload until a commit fails. Returns the lsns acknowledged.
-fn run(sim: &SimStorage, workload: &Workload, keep_fallback: bool) -> Vec<u64> {
+fn run(sim: &SimStorage, workload: &Workload, variant: Config) -> Vec<u64> {
     let mut acknowledged = Vec::new();
-    let Ok(store) = options(sim, keep_fallback).open(DIR) else {
+    let Ok(store) = options(sim, variant).open(DIR) else {
         return acknowledged;
     };
     for txn in &workload.txns {
@@ -56,16 +65,35 @@ fn run(sim: &SimStorage, workload: &Workload, keep_fallback: bool) -> Vec<u64> {
 
 #[test]
 fn crash_at_every_sync_point() {
-    crash_at_every_sync_point_with(true, 1000);
+    let variant = Config {
+        keep_fallback: true,
+        direct_io: true,
+    };
+    crash_at_every_sync_point_with(variant, 1000);
 }
 
 /// The same with `keep_fallback(false)`: checkpoints delete more, and sooner.
 #[test]
 fn crash_at_every_sync_point_without_a_fallback() {
-    crash_at_every_sync_point_with(false, 300);
+    let variant = Config {
+        keep_fallback: false,
+        direct_io: true,
+    };
+    crash_at_every_sync_point_with(variant, 300);
 }
 
-fn crash_at_every_sync_point_with(keep_fallback: bool, default_txns: usize) {
+/// The same with every group written through the page cache (`direct_io(false)`, or a
+/// file system without direct I/O).
+#[test]
+fn crash_at_every_sync_point_through_the_page_cache() {
+    let variant = Config {
+        keep_fallback: true,
+        direct_io: false,
+    };
+    crash_at_every_sync_point_with(variant, 300);
+}
+
+fn crash_at_every_sync_point_with(config: Config, default_txns: usize) {
     let txns: usize = std::env::var("WALSTORE_CRASH_TXNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -83,7 +111,7 @@ fn crash_at_every_sync_point_with(keep_fallback: bool, default_txns: usize) {
                 persistent: true,
                 only: Some(kind),
             });
-            let acknowledged = run(&probe, &workload, keep_fallback);
+            let acknowledged = run(&probe, &workload, config);
             if acknowledged.len() == workload.txns.len() {
                 break; // fewer syncs of this kind than n: past the last point
             }
@@ -112,12 +140,12 @@ fn crash_at_every_sync_point_with(keep_fallback: bool, default_txns: usize) {
                         persistent: true,
                         only: None,
                     });
-                    let _ = options(&sim, keep_fallback).open(DIR);
+                    let _ = options(&sim, config).open(DIR);
                     sim.clear_faults();
                     sim.crash(CrashMode::Random);
                     recovery_crashes += 1;
                 }
-                let store = options(&sim, keep_fallback).open(DIR).unwrap_or_else(|e| {
+                let store = options(&sim, config).open(DIR).unwrap_or_else(|e| {
                     panic!("seed {n} kind {kind:?} mode {mode:?}: recovery failed: {e}")
                 });
                 let lsn = store.lsn();
@@ -150,8 +178,17 @@ fn crash_at_every_sync_point_with(keep_fallback: bool, default_txns: usize) {
         }
     }
     println!(
-        "crash-sim{}: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions",
-        if keep_fallback { "" } else { " (no fallback)" }
+        "crash-sim{}{}: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions",
+        if config.keep_fallback {
+            ""
+        } else {
+            " (no fallback)"
+        },
+        if config.direct_io {
+            ""
+        } else {
+            " (page cache)"
+        }
     );
     assert!(
         points > txns as u64,

@@ -580,12 +580,12 @@ impl Ctx<'_> {
                 (_, Some(salvage)) if salvage.file == scanned.path => salvage.offset,
                 _ => scanned.valid_end,
             };
-            return Ok(ActiveSegment {
-                path: scanned.path,
+            return Ok(ActiveSegment::new(
+                scanned.path,
                 file,
-                first_lsn: scanned.header.lsn,
+                scanned.header.lsn,
                 write_offset,
-            });
+            ));
         }
         self.report.created_segment = true;
         segment::create(

@@ -7,6 +7,10 @@ use std::path::Path;
 
 use super::{Mapped, OpenMode, Storage, StorageFile, StorageLock};
 
+/// The smallest logical block size of a disk.
+#[cfg(target_os = "linux")]
+const SECTOR_BYTES: usize = 512;
+
 /// [`Storage`] on the operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;
@@ -24,6 +28,36 @@ impl Storage for FsStorage {
             OpenMode::CreateNew => options.read(true).write(true).create_new(true),
         };
         Ok(Box::new(FsFile(options.open(path)?)))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn open_direct(&self, path: &Path) -> io::Result<Option<super::DirectFile>> {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+        use std::os::unix::fs::OpenOptionsExt;
+        // Only where the file system states its direct I/O alignment (Linux 6.1+) and we
+        // can meet it: a misaligned write would fail with EINVAL, and a failed write
+        // poisons the store.
+        let stat = statx(CWD, path, AtFlags::empty(), StatxFlags::DIOALIGN)?;
+        let stated = StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::DIOALIGN);
+        let fits =
+            |align: u32| align.is_power_of_two() && align as usize <= super::DIRECT_ALIGN_BYTES;
+        if !stated || !fits(stat.stx_dio_offset_align) || !fits(stat.stx_dio_mem_align) {
+            return Ok(None);
+        }
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(super::DirectFile {
+            file: Box::new(FsFile(file)),
+            block_bytes: (stat.stx_dio_offset_align as usize).max(SECTOR_BYTES),
+        }))
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {

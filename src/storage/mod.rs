@@ -23,6 +23,24 @@ pub use fs::FsStorage;
 pub use mapped::Mapped;
 pub use sim::SimStorage;
 
+/// The alignment, in bytes, of the buffer address of every write through a
+/// [`DirectFile`]: a page, which every device's memory alignment divides.
+pub const DIRECT_ALIGN_BYTES: usize = 4096;
+const _: () = assert!(DIRECT_ALIGN_BYTES.is_power_of_two());
+
+/// A second handle on a file, for writes that bypass the page cache
+/// ([`Storage::open_direct`]). Every write through it starts at a multiple of
+/// `block_bytes`, covers a multiple of `block_bytes`, and comes from an address that is
+/// a multiple of [`DIRECT_ALIGN_BYTES`]; other writes fail (`EINVAL`).
+#[derive(Debug)]
+pub struct DirectFile {
+    /// The handle.
+    pub file: Box<dyn StorageFile>,
+    /// The device's logical block size: its unit of atomic writes (the "sector" of the
+    /// disk assumptions), a power of two from 512 to [`DIRECT_ALIGN_BYTES`].
+    pub block_bytes: usize,
+}
+
 /// How [`Storage::open_file`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -40,6 +58,15 @@ pub trait Storage: Send + Sync + Debug {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Opens a file.
     fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens `path`, which exists, a second time for writes that bypass the page cache
+    /// (`O_DIRECT`); see [`DirectFile`] for the alignment its writes need. Such a write
+    /// is no more durable than any other before [`StorageFile::sync_data`], but that sync
+    /// then has no page cache to write back, only the device cache to flush. `Ok(None)`:
+    /// the file system cannot, or does not state an alignment walstore can meet; the
+    /// caller writes through the page cache. The default.
+    fn open_direct(&self, _path: &Path) -> io::Result<Option<DirectFile>> {
+        Ok(None)
+    }
     /// The names (not paths) of the regular files directly inside `dir`, in any order.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Whether `path` exists (file or directory).

@@ -369,6 +369,46 @@ fn torn_write(buf: &mut Vec<u8>, offset: usize, bytes: &[u8], rng: &mut Rng) {
     apply_write(buf, offset, &torn);
 }
 
+/// A direct write's alignment check, and the part of it that changes the file: the
+/// leading and trailing bytes it writes again with the values they hold are left out.
+/// A direct write covers whole sectors, so it rewrites the bytes before the append in
+/// the sector where the append starts (and the zeros after it in the last sector); the
+/// disk assumptions hold a write to its own bytes (assumption 5: synced bytes sharing a
+/// sector with a torn write are not damaged), so the crash model tears only the bytes
+/// the write changes, as it does for the buffered write of the same append.
+fn direct_write_range<'b>(
+    live: &[u8],
+    offset: usize,
+    buf: &'b [u8],
+) -> io::Result<(usize, &'b [u8])> {
+    let aligned = (buf.as_ptr() as usize).is_multiple_of(super::DIRECT_ALIGN_BYTES)
+        && buf.len().is_multiple_of(SECTOR)
+        && offset.is_multiple_of(SECTOR);
+    if !aligned {
+        return Err(os(EINVAL));
+    }
+    let old = live.get(offset..).unwrap_or_default();
+    let same_head = buf
+        .iter()
+        .zip(old)
+        .take_while(|(new, old)| new == old)
+        .count();
+    let changed = buf.get(same_head..).unwrap_or_default();
+    let old_after = old.get(same_head..).unwrap_or_default();
+    // Bytes past the end of the file are new whatever their value.
+    let same_tail = match old_after.get(..changed.len()) {
+        Some(old_over) => changed
+            .iter()
+            .zip(old_over)
+            .rev()
+            .take_while(|(new, old)| new == old)
+            .count(),
+        None => 0,
+    };
+    let changed = changed.get(..changed.len() - same_tail).unwrap_or_default();
+    Ok((offset + same_head, changed))
+}
+
 /// A cut point `c < len` of a write at `offset`: 0, or one with `offset + c` on a sector
 /// boundary, each equally likely.
 fn torn_cut(offset: usize, len: usize, rng: &mut Rng) -> usize {
@@ -1009,6 +1049,7 @@ impl SimStorage {
             ino,
             epoch,
             writable,
+            direct: false,
         }
     }
 }
@@ -1033,6 +1074,20 @@ impl Storage for SimStorage {
             state.epoch,
             mode != OpenMode::Read,
         )))
+    }
+
+    // Writes through a direct handle land where buffered ones do (unsynced until a
+    // sync), as on a real disk with a volatile cache; the handle checks their alignment.
+    fn open_direct(&self, path: &Path) -> io::Result<Option<super::DirectFile>> {
+        let mut state = self.state.lock();
+        state.enter(CallKind::Open, None)?;
+        let ino = state.open(path, OpenMode::ReadWrite)?;
+        let mut file = self.file(ino, state.epoch, true);
+        file.direct = true;
+        Ok(Some(super::DirectFile {
+            file: Box::new(file),
+            block_bytes: SECTOR,
+        }))
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -1117,6 +1172,8 @@ struct SimFile {
     ino: u64,
     epoch: u64,
     writable: bool,
+    /// Opened by [`Storage::open_direct`]: writes must be aligned.
+    direct: bool,
 }
 
 impl SimFile {
@@ -1170,10 +1227,16 @@ impl StorageFile for SimFile {
         self.on_inode(CallKind::Write, |inode| {
             self.check_writable(EBADF)?;
             let (offset, _) = file_range(offset, buf.len())?;
-            inode.mutate(Mutation::Write {
-                offset,
-                bytes: buf.to_vec(),
-            });
+            let (offset, bytes) = match self.direct {
+                false => (offset, buf),
+                true => direct_write_range(&inode.live, offset, buf)?,
+            };
+            if !bytes.is_empty() {
+                inode.mutate(Mutation::Write {
+                    offset,
+                    bytes: bytes.to_vec(),
+                });
+            }
             Ok(())
         })
     }

@@ -691,19 +691,16 @@ impl Inner {
             None => synced_offset,
         };
         let target = rotated.as_mut().unwrap_or(segment);
+        let direct = sync && self.options.direct_io;
         let written = target
-            .file
-            .write_all_at(batch, target.write_offset)
+            .append(self.storage.as_ref(), batch, direct)
             .map_err(|e| Error::io("write", &target.path, e))
-            .and_then(|()| {
-                target.write_offset += batch.len() as u64;
-                match sync {
-                    true => target
-                        .file
-                        .sync_data()
-                        .map_err(|e| Error::io("fdatasync", &target.path, e)),
-                    false => Ok(()),
-                }
+            .and_then(|()| match sync {
+                true => target
+                    .file
+                    .sync_data()
+                    .map_err(|e| Error::io("fdatasync", &target.path, e)),
+                false => Ok(()),
             });
         if let Err(error) = written {
             discard_unsynced(target, target_synced);

@@ -45,6 +45,7 @@ pub struct Options {
     pub(crate) verify_snapshot_on_open: bool,
     pub(crate) background_checkpoints: bool,
     pub(crate) keep_fallback: bool,
+    pub(crate) direct_io: bool,
 }
 
 impl Default for Options {
@@ -61,6 +62,7 @@ impl Default for Options {
             verify_snapshot_on_open: false,
             background_checkpoints: true,
             keep_fallback: true,
+            direct_io: true,
         }
     }
 }
@@ -150,6 +152,15 @@ impl Options {
     /// back on.
     pub fn keep_fallback(mut self, keep: bool) -> Self {
         self.keep_fallback = keep;
+        self
+    }
+
+    /// Write synced commit groups around the page cache (`O_DIRECT`) where the file
+    /// system supports it (default true; Linux 6.1+, which states the alignment): the
+    /// `fdatasync` then only flushes the device cache (`wal::direct`). Groups committed
+    /// with [`Durability::None`] always go through the page cache.
+    pub fn direct_io(mut self, direct: bool) -> Self {
+        self.direct_io = direct;
         self
     }
 

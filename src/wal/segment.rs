@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::header::{FileHeader, SEGMENT_MAGIC, StoreId};
 use crate::storage::{Storage, StorageFile};
 
+use super::direct::DirectTail;
+
 /// Suffix of a segment file.
 pub const SUFFIX: &str = ".wal";
 /// Suffix of a segment being created.
@@ -43,6 +45,67 @@ pub struct ActiveSegment {
     pub first_lsn: u64,
     /// Where the next record goes.
     pub write_offset: u64,
+    /// Its direct handle, opened at the first synced append.
+    pub direct: Direct,
+}
+
+/// Whether a segment is appended to around the page cache ([`super::direct`]).
+#[derive(Debug, Default)]
+pub enum Direct {
+    /// Not tried yet.
+    #[default]
+    Untried,
+    /// The storage cannot, or opening failed: appends go through the page cache.
+    Unavailable,
+    /// Synced appends go through this.
+    Open(DirectTail),
+}
+
+impl ActiveSegment {
+    /// A segment opened for appends at `write_offset`.
+    pub fn new(
+        path: PathBuf,
+        file: Box<dyn StorageFile>,
+        first_lsn: u64,
+        write_offset: u64,
+    ) -> ActiveSegment {
+        ActiveSegment {
+            path,
+            file,
+            first_lsn,
+            write_offset,
+            direct: Direct::Untried,
+        }
+    }
+
+    /// Writes `batch` at the write offset and moves it past: around the page cache if
+    /// `direct` is asked for and the storage can (the caller syncs next), else through it.
+    pub fn append(
+        &mut self,
+        storage: &dyn Storage,
+        batch: &[u8],
+        direct: bool,
+    ) -> std::io::Result<()> {
+        if direct && matches!(self.direct, Direct::Untried) {
+            self.direct =
+                match DirectTail::open(storage, &self.path, &*self.file, self.write_offset) {
+                    Some(tail) => Direct::Open(tail),
+                    None => Direct::Unavailable,
+                };
+        }
+        match &mut self.direct {
+            Direct::Open(tail) if direct => tail.write(batch, self.write_offset)?,
+            Direct::Open(tail) => {
+                self.file.write_all_at(batch, self.write_offset)?;
+                tail.wrote_buffered(batch, self.write_offset);
+            }
+            Direct::Untried | Direct::Unavailable => {
+                self.file.write_all_at(batch, self.write_offset)?;
+            }
+        }
+        self.write_offset += batch.len() as u64;
+        Ok(())
+    }
 }
 
 /// Creates a new segment durably (see the module docs) and returns it open for appends.
@@ -102,10 +165,10 @@ fn install(
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok(ActiveSegment {
+    Ok(ActiveSegment::new(
         path,
         file,
         first_lsn,
-        write_offset: header_bytes.len() as u64,
-    })
+        header_bytes.len() as u64,
+    ))
 }

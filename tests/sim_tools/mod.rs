@@ -8,7 +8,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use walstore::storage::{Mapped, OpenMode, SimStorage, Storage, StorageFile, StorageLock};
+use walstore::storage::{
+    DirectFile, Mapped, OpenMode, SimStorage, Storage, StorageFile, StorageLock,
+};
 use walstore::{Store, storage::sim::CrashMode};
 
 /// A call [`Traced`] records.
@@ -71,6 +73,20 @@ impl Storage for Traced {
             file,
             path: path.to_path_buf(),
             trace: self.clone(),
+        }))
+    }
+
+    fn open_direct(&self, path: &Path) -> io::Result<Option<DirectFile>> {
+        let Some(direct) = self.sim.open_direct(path)? else {
+            return Ok(None);
+        };
+        Ok(Some(DirectFile {
+            file: Box::new(TracedFile {
+                file: direct.file,
+                path: path.to_path_buf(),
+                trace: self.clone(),
+            }),
+            block_bytes: direct.block_bytes,
         }))
     }
 
