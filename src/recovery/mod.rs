@@ -52,6 +52,9 @@ pub(crate) struct Recovered {
     pub tail: Option<(u64, u64)>,
     /// A failed fdatasync of the replayed records: the writer must open poisoned.
     pub sync_error: Option<Error>,
+    /// The writer found `HEAD` closed at the lsn it recovered, with nothing after it, and
+    /// so skipped the open-time syncs (the previous writer closed cleanly).
+    pub after_clean_close: bool,
     pub report: RecoveryReport,
 }
 
@@ -63,6 +66,9 @@ struct Ctx<'a> {
     /// Records above this lsn are not applied (a reader beside a live writer stops at
     /// what the writer published as durable).
     limit: u64,
+    /// `(store id, lsn)` of a `HEAD` a writer found closed (store/head.rs).
+    closed: Option<(StoreId, u64)>,
+    after_clean_close: bool,
     tail: Option<(u64, u64)>,
     damaged_snapshots: Vec<PathBuf>,
     sync_error: Option<Error>,
@@ -77,7 +83,7 @@ pub(crate) fn recover(
     options: &Options,
     writer: bool,
 ) -> Result<Recovered> {
-    recover_up_to(storage, dir, options, writer, u64::MAX)
+    recover_up_to(storage, dir, options, writer, u64::MAX, None)
 }
 
 /// [`recover`], applying no record above `limit`.
@@ -87,6 +93,7 @@ pub(crate) fn recover_up_to(
     options: &Options,
     writer: bool,
     limit: u64,
+    closed: Option<(StoreId, u64)>,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let listing = list(storage, dir)?;
@@ -96,6 +103,8 @@ pub(crate) fn recover_up_to(
         options,
         writer,
         limit,
+        closed,
+        after_clean_close: false,
         tail: None,
         damaged_snapshots: Vec::new(),
         sync_error: None,
@@ -160,6 +169,7 @@ pub(crate) fn recover_up_to(
         active,
         tail: ctx.tail,
         sync_error: ctx.sync_error,
+        after_clean_close: ctx.after_clean_close,
         report: ctx.report,
     })
 }
@@ -572,7 +582,14 @@ impl Ctx<'_> {
             // anything claims, through `durable_lsn`, that they are.
             // If that fails (a full disk that must still allocate the cached blocks), the
             // store opens poisoned: it reads, but acknowledges nothing.
-            if let Err(e) = file.sync_data() {
+            // Unless the last writer closed cleanly at exactly this lsn: it synced
+            // everything it wrote, and wrote nothing after (live-readers.md).
+            self.after_clean_close = self.closed == Some((store_id, version.lsn))
+                && self.report.torn_tail.is_none()
+                && self.report.salvage.is_none();
+            if !self.after_clean_close
+                && let Err(e) = file.sync_data()
+            {
                 self.sync_error = Some(Error::io("fdatasync", &scanned.path, e));
             }
             let write_offset = match (&self.report.torn_tail, &self.report.salvage) {

@@ -659,6 +659,24 @@ impl Inner {
         }
     }
 
+    /// At a clean close, once everything written is synced and no background work runs:
+    /// rewrites `HEAD` as closed at the durable lsn (head.rs), as the writer's last write.
+    /// Not on a poisoned store, nor with a group in flight or anything unsynced.
+    pub(crate) fn publish_closed(&self) {
+        let log = self.log.lock();
+        if log.failure.is_some() || log.leader || log.written_lsn != log.durable_lsn {
+            return;
+        }
+        if let Some(head) = &self.head {
+            let closed = super::head::Head {
+                store_id: self.store_id,
+                lsn: log.durable_lsn,
+                closed: true,
+            };
+            let _ = head.write_all_at(&closed.encode(), 0);
+        }
+    }
+
     /// Rotates if needed, writes, syncs, and checks the directory is still ours.
     /// Returns the new segment after a rotation.
     fn write_group(

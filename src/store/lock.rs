@@ -14,6 +14,8 @@ use crate::storage::{OpenMode, Storage, StorageLock};
 pub const LOCK_FILE: &str = "LOCK";
 /// How long a writer retries a lock that a reader's probe may be holding.
 const PROBE_GRACE: Duration = Duration::from_millis(20);
+/// The lock file's holder text is padded to a multiple of this many bytes.
+const LOCK_INFO_PAGE_BYTES: usize = 4096;
 /// Largest lock file read back, in bytes.
 const LOCK_INFO_BYTES_MAX: u64 = 64 * 1024;
 
@@ -110,7 +112,10 @@ pub fn acquire(
         });
     };
     // Diagnostics only: on a full disk the lock is still held without them.
-    if let Ok(info) = serde_json::to_vec(&LockHolder::current()) {
+    if let Ok(mut info) = serde_json::to_vec(&LockHolder::current()) {
+        // Padded with spaces (JSON whitespace) to whole pages: a write that covers its
+        // pages needs no read of the old block first (about 0.1 ms of a cold open).
+        info.resize(info.len().next_multiple_of(LOCK_INFO_PAGE_BYTES), b' ');
         let _ = lock.write_info(&info);
     }
     Ok(lock)

@@ -164,7 +164,20 @@ impl Store {
         } else {
             head::read(storage.as_ref(), dir).map_or(0, |(_, lsn)| lsn)
         };
-        let recovered = recovery::recover_up_to(storage.as_ref(), dir, &options, writer, limit)?;
+        // Whether the last writer closed cleanly (head.rs): read before recovery decides
+        // whether the open-time syncs are needed.
+        let closed = writer
+            .then(|| head::read_head(storage.as_ref(), dir))
+            .flatten()
+            .filter(|head| head.closed);
+        let recovered = recovery::recover_up_to(
+            storage.as_ref(),
+            dir,
+            &options,
+            writer,
+            limit,
+            closed.map(|head| (head.store_id, head.lsn)),
+        )?;
         // A writer that could not make the replayed records durable opens poisoned and
         // publishes nothing to readers.
         let head = if writer && recovered.sync_error.is_none() {
@@ -177,10 +190,21 @@ impl Store {
         } else {
             None
         };
+        // A "closed" HEAD left in place would let the next open skip its syncs after
+        // whatever this writer writes: a writer that cannot replace it writes nothing.
+        let head_replaced = match (closed, &head) {
+            (Some(_), None) if writer => Err(Error::io(
+                "write",
+                dir.join(head::HEAD_FILE),
+                std::io::Error::other("could not replace the closed HEAD"),
+            )),
+            _ => Ok(()),
+        };
         // Names recovery found may not be durable yet (a rename whose directory fsync
         // failed in the previous process): make them so before anything builds on them.
         // If that fails, the store opens poisoned: it reads, but acknowledges nothing.
-        let names_synced = match writer {
+        // After a clean close there are none: that writer synced every change it made.
+        let names_synced = match writer && !recovered.after_clean_close {
             true => storage
                 .sync_dir(dir)
                 .map_err(|e| Error::io("fsync directory", dir, e)),
@@ -229,6 +253,7 @@ impl Store {
         if let Some(error) = recovered_sync_error
             .as_ref()
             .or(names_synced.as_ref().err())
+            .or(head_replaced.as_ref().err())
         {
             let mut log = inner.log.lock();
             inner.poison(&mut log, error, lsn);
@@ -369,6 +394,7 @@ impl Store {
         self.inner.discard_spare();
         if !self.inner.read_only {
             self.inner.punch_unused_tail();
+            self.inner.publish_closed();
         }
     }
 }

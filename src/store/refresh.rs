@@ -153,6 +153,7 @@ impl Inner {
             &self.options,
             false,
             limit,
+            None,
         )?;
         let known = recovered.report.segments_read > 0 || recovered.report.snapshot.is_some();
         if known && *log.reader_store_id.get_or_insert(recovered.store_id) != recovered.store_id {
