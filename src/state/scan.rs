@@ -54,7 +54,12 @@ pub(crate) struct Overlays<'a> {
 impl<'a> Overlays<'a> {
     /// Every overlay entry of `version` whose key is >= `start`.
     pub(crate) fn new(version: &'a Version, start: &[u8]) -> Overlays<'a> {
-        let active = (!version.active.is_empty()).then(|| layer_from(&version.active, start));
+        let active = version
+            .active
+            .layers()
+            .into_iter()
+            .filter(|layer| !layer.is_empty())
+            .map(|layer| layer_from(layer, start));
         let stacked = version
             .stack
             .iter()
@@ -66,7 +71,7 @@ impl<'a> Overlays<'a> {
             .as_ref()
             .filter(|r| !r.is_empty())
             .map(|r| -> LayerIter<'a> { Box::new(r.range_from(start)) });
-        Overlays::from_layers(active.into_iter().chain(stacked).chain(replayed))
+        Overlays::from_layers(active.chain(stacked).chain(replayed))
     }
 
     /// `layers` (newest first) merged.

@@ -1,7 +1,7 @@
 //! A version: the state at one lsn, cheap to clone and never mutated once published.
 //!
 //! ```text
-//! active  (changes since the checkpoint in progress began; newest wins)
+//! active  (changes since the checkpoint in progress began; newest wins; `active.rs`)
 //! stack   (older overlays and sorted runs of large commit groups; see `stack.rs`)
 //! frozen  (the layers a running checkpoint is writing out; None when idle)
 //! replayed (changes recovery read from the WAL, sorted once; see `replayed.rs`)
@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use super::active::Active;
 use super::replayed::Replayed;
 use super::scan::{Scan, ValueRef};
 use super::stack::{self, Stacked};
@@ -38,7 +39,7 @@ pub struct Version {
     /// Layers being written by a running checkpoint, newest first (below `stack`).
     pub frozen: Option<Vec<Stacked>>,
     /// Newest changes.
-    pub active: Layer,
+    pub active: Active,
     /// Immutable layers below `active` (and above `frozen`), newest first: at most
     /// [`stack::STACK_MAX`].
     pub stack: Vec<Stacked>,
@@ -127,7 +128,7 @@ impl Version {
             stack::normalize(&mut below, self.room_below());
             below
         });
-        let active = std::mem::take(&mut self.active);
+        let active = self.active.take();
         self.stack = [Stacked::Run(Arc::new(run)), Stacked::Map(active)]
             .into_iter()
             .chain(below)
@@ -149,7 +150,7 @@ impl Version {
             self.thaw();
         }
         self.seal();
-        let active = Stacked::Map(std::mem::take(&mut self.active));
+        let active = Stacked::Map(self.active.take());
         let mut frozen: Vec<Stacked> = std::iter::once(active)
             .chain(std::mem::take(&mut self.stack))
             .collect();
