@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Error, Result};
 use crate::header::StoreId;
@@ -38,7 +38,6 @@ use commit::Log;
 #[derive(Debug)]
 pub struct Store {
     inner: Arc<Inner>,
-    checkpointer: Option<JoinHandle<()>>,
     report: RecoveryReport,
 }
 
@@ -66,6 +65,8 @@ pub(crate) struct Inner {
     pub(crate) head: Option<Box<dyn crate::storage::StorageFile>>,
     /// When durable commits last synced (`activity.rs`).
     pub(crate) sync_activity: activity::SyncActivity,
+    /// This, for the background thread it starts (`Inner::wake_background`).
+    weak_self: Weak<Inner>,
     _lock: Option<Box<dyn StorageLock>>,
 }
 
@@ -79,6 +80,9 @@ pub(crate) struct Background {
     pub shutdown: bool,
     /// The error of the last automatic checkpoint, cleared by the next that succeeds.
     pub last_error: Option<Arc<Error>>,
+    /// The background thread, started by the first request (a writer that never
+    /// commits, or only reads, never starts one: 0.1 ms less per open).
+    pub thread: Option<JoinHandle<()>>,
 }
 
 /// The requests taken from [`Background`] at once, to run without its lock.
@@ -229,8 +233,7 @@ impl Store {
             (report.segments_read > 0 || report.snapshot.is_some()).then_some(recovered.store_id),
             synced_offset,
         );
-        let background_checkpoints = writer && options.background_thread();
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak_self| Inner {
             dir: dir.to_path_buf(),
             storage,
             options,
@@ -248,6 +251,7 @@ impl Store {
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             sync_activity: activity::SyncActivity::new(),
+            weak_self: weak_self.clone(),
             _lock: lock,
         });
         if let Some(error) = recovered_sync_error
@@ -258,20 +262,7 @@ impl Store {
             let mut log = inner.log.lock();
             inner.poison(&mut log, error, lsn);
         }
-        let checkpointer = if background_checkpoints {
-            let weak = Arc::downgrade(&inner);
-            let spawned = std::thread::Builder::new()
-                .name("walstore-checkpoint".into())
-                .spawn(move || checkpoint::background_loop(&weak));
-            Some(spawned.map_err(|e| Error::io("spawn checkpoint thread", dir, e))?)
-        } else {
-            None
-        };
-        Ok(Store {
-            inner,
-            checkpointer,
-            report,
-        })
+        Ok(Store { inner, report })
     }
 
     /// Begins a write transaction: a batch of changes applied atomically at `commit`.
@@ -383,12 +374,13 @@ impl Store {
     }
 
     fn stop_background(&mut self) {
-        {
+        let thread = {
             let mut background = self.inner.background.lock();
             background.shutdown = true;
-        }
+            background.thread.take()
+        };
         self.inner.background_cond.notify_all();
-        if let Some(handle) = self.checkpointer.take() {
+        if let Some(handle) = thread {
             let _ = handle.join();
         }
         self.inner.discard_spare();
@@ -430,7 +422,28 @@ impl Inner {
 
     /// Wakes the background checkpointer (or notes the request when there is none).
     pub(crate) fn request_checkpoint(&self) {
-        self.background.lock().requested = true;
+        let mut background = self.background.lock();
+        background.requested = true;
+        self.wake_background(background);
+    }
+
+    /// Wakes the background thread for the requests just noted in `background`,
+    /// starting it first if this writer runs one and has not yet. Should the start fail
+    /// (no threads left), the requests wait and the next one tries again; the open and
+    /// the commits are unaffected.
+    pub(crate) fn wake_background(&self, mut background: MutexGuard<'_, Background>) {
+        if self.options.background_thread()
+            && !self.read_only
+            && !background.shutdown
+            && background.thread.is_none()
+        {
+            let weak = self.weak_self.clone();
+            background.thread = std::thread::Builder::new()
+                .name("walstore-checkpoint".into())
+                .spawn(move || checkpoint::background_loop(&weak))
+                .ok();
+        }
+        drop(background);
         self.background_cond.notify_all();
     }
 }

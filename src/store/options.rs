@@ -136,8 +136,10 @@ impl Options {
         self.background_checkpoints
     }
 
-    /// Run automatic checkpoints on a background thread (default true). When false,
-    /// an automatic checkpoint runs in the committing thread after its commit.
+    /// Run automatic checkpoints on a background thread (default true), started by the
+    /// first request for one or for a spare segment (a writer that never commits starts
+    /// none). When false, an automatic checkpoint runs in the committing thread after
+    /// its commit.
     pub fn background_checkpoints(mut self, background: bool) -> Self {
         self.background_checkpoints = background;
         self

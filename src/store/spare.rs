@@ -91,8 +91,7 @@ impl Inner {
         let mut background = self.background.lock();
         if !background.spare_wanted {
             background.spare_wanted = true;
-            drop(background);
-            self.background_cond.notify_all();
+            self.wake_background(background);
         }
     }
 
@@ -205,6 +204,24 @@ mod tests {
     use super::SpareSlot;
     use crate::storage::SimStorage;
     use crate::{Store, Value};
+
+    #[test]
+    fn the_background_thread_starts_with_the_first_request() {
+        let sim = SimStorage::new(2);
+        let store = Store::options()
+            .storage(Arc::new(sim))
+            .open("/store")
+            .expect("open");
+        let started = || store.inner.background.lock().thread.is_some();
+        assert!(!started(), "an open starts no thread");
+        assert_eq!(store.read().config("k").expect("read"), None);
+        assert!(!started(), "nor does a read");
+        let mut txn = store.begin_write();
+        txn.set_config("k", Value::from(1u64));
+        txn.commit().expect("commit");
+        assert!(started(), "the first commit asks for a spare");
+        store.close().expect("close");
+    }
 
     #[test]
     fn no_spare_is_prepared_while_another_is_being_made_a_segment() {
