@@ -36,8 +36,9 @@ const _: () = assert!(DIRECT_ALIGN_BYTES.is_power_of_two());
 pub struct DirectFile {
     /// The handle.
     pub file: Box<dyn StorageFile>,
-    /// The device's logical block size: its unit of atomic writes (the "sector" of the
-    /// disk assumptions), a power of two from 512 to [`DIRECT_ALIGN_BYTES`].
+    /// The offset alignment the file system states for direct I/O (its logical block
+    /// size), at least 512: a power of two up to [`DIRECT_ALIGN_BYTES`]. Not necessarily
+    /// the device's unit of atomic writes (a 512e drive writes 4096-byte sectors).
     pub block_bytes: usize,
 }
 
@@ -61,7 +62,7 @@ pub trait Storage: Send + Sync + Debug {
     /// Opens `path`, which exists, a second time for writes that bypass the page cache
     /// (`O_DIRECT`); see [`DirectFile`] for the alignment its writes need. Such a write
     /// is no more durable than any other before [`StorageFile::sync_data`], but that sync
-    /// then has no page cache to write back, only the device cache to flush. `Ok(None)`:
+    /// then has no page cache to write back for it. `Ok(None)`:
     /// the file system cannot, or does not state an alignment walstore can meet; the
     /// caller writes through the page cache. The default.
     fn open_direct(&self, _path: &Path) -> io::Result<Option<DirectFile>> {

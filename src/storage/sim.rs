@@ -380,10 +380,11 @@ fn direct_write_range<'b>(
     live: &[u8],
     offset: usize,
     buf: &'b [u8],
+    block_bytes: usize,
 ) -> io::Result<(usize, &'b [u8])> {
     let aligned = (buf.as_ptr() as usize).is_multiple_of(super::DIRECT_ALIGN_BYTES)
-        && buf.len().is_multiple_of(SECTOR)
-        && offset.is_multiple_of(SECTOR);
+        && buf.len().is_multiple_of(block_bytes)
+        && offset.is_multiple_of(block_bytes);
     if !aligned {
         return Err(os(EINVAL));
     }
@@ -550,6 +551,8 @@ struct State {
     failing: Option<FaultKind>,
     /// What `available_bytes` reports (`None`: unbounded).
     available_bytes: Option<u64>,
+    /// The block size direct handles report and require.
+    direct_block_bytes: usize,
 }
 
 impl State {
@@ -570,6 +573,7 @@ impl State {
             faults: Vec::new(),
             failing: None,
             available_bytes: None,
+            direct_block_bytes: SECTOR,
         };
         state.make_dirs(Path::new("/"));
         state
@@ -937,6 +941,13 @@ impl SimStorage {
         }
     }
 
+    /// The block size that direct handles opened from now on report and require (a power
+    /// of two from 512 to [`super::DIRECT_ALIGN_BYTES`]; default 512).
+    pub fn set_direct_block_bytes(&self, bytes: usize) {
+        assert!(bytes.is_power_of_two() && (SECTOR..=super::DIRECT_ALIGN_BYTES).contains(&bytes));
+        self.state.lock().direct_block_bytes = bytes;
+    }
+
     /// Makes `available_bytes` report `bytes` (`None`: unbounded). Writes are not limited
     /// by it: inject `Enospc` faults for that.
     pub fn set_available_bytes(&self, bytes: Option<u64>) {
@@ -1049,7 +1060,7 @@ impl SimStorage {
             ino,
             epoch,
             writable,
-            direct: false,
+            direct_block_bytes: 0,
         }
     }
 }
@@ -1083,10 +1094,10 @@ impl Storage for SimStorage {
         state.enter(CallKind::Open, None)?;
         let ino = state.open(path, OpenMode::ReadWrite)?;
         let mut file = self.file(ino, state.epoch, true);
-        file.direct = true;
+        file.direct_block_bytes = state.direct_block_bytes;
         Ok(Some(super::DirectFile {
             file: Box::new(file),
-            block_bytes: SECTOR,
+            block_bytes: state.direct_block_bytes,
         }))
     }
 
@@ -1172,8 +1183,8 @@ struct SimFile {
     ino: u64,
     epoch: u64,
     writable: bool,
-    /// Opened by [`Storage::open_direct`]: writes must be aligned.
-    direct: bool,
+    /// Opened by [`Storage::open_direct`] (else 0): writes must be aligned to this.
+    direct_block_bytes: usize,
 }
 
 impl SimFile {
@@ -1227,9 +1238,9 @@ impl StorageFile for SimFile {
         self.on_inode(CallKind::Write, |inode| {
             self.check_writable(EBADF)?;
             let (offset, _) = file_range(offset, buf.len())?;
-            let (offset, bytes) = match self.direct {
-                false => (offset, buf),
-                true => direct_write_range(&inode.live, offset, buf)?,
+            let (offset, bytes) = match self.direct_block_bytes {
+                0 => (offset, buf),
+                block_bytes => direct_write_range(&inode.live, offset, buf, block_bytes)?,
             };
             if !bytes.is_empty() {
                 inode.mutate(Mutation::Write {

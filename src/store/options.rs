@@ -159,8 +159,8 @@ impl Options {
 
     /// Write synced commit groups around the page cache (`O_DIRECT`) where the file
     /// system supports it (default true; Linux 6.1+, which states the alignment): the
-    /// `fdatasync` then only flushes the device cache (`wal::direct`). Groups committed
-    /// with [`Durability::None`] always go through the page cache.
+    /// `fdatasync` then has no page cache to write back for the group (`wal::direct`).
+    /// Groups committed with [`Durability::None`] always go through the page cache.
     pub fn direct_io(mut self, direct: bool) -> Self {
         self.direct_io = direct;
         self

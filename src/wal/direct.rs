@@ -2,24 +2,27 @@
 //!
 //! A durable commit through the page cache costs a copy into it, then, in `fdatasync`,
 //! the kernel's write-back of the dirty page, then the device cache flush. Written
-//! directly, the bytes go to the device in the `write` call and `fdatasync` only flushes
-//! (measured: 4–7 % less per 100-byte commit than a buffered append to a sparse file,
-//! 8–12 % less than to a zeroed one; `benches/README.md`, sixth session).
+//! directly, the bytes go to the device in the `write` call, and `fdatasync` of a zeroed
+//! segment only flushes (measured: a 100-byte append + `fdatasync` 4–7 % faster than a
+//! buffered one into a sparse file, 8–13 % faster than into a zeroed one;
+//! `benches/README.md`, sixth session).
 //!
-//! Direct writes cover whole device blocks (sectors, [`DirectFile::block_bytes`]), so each
-//! one writes again the head of the sector it starts in (bytes already written, and
-//! perhaps durable) with the same bytes, and pads the sector it ends in with zeros: the
+//! Direct writes cover whole blocks ([`DirectFile::block_bytes`]), so each one writes
+//! again the head of the block it starts in (bytes already written, and perhaps durable)
+//! with the same bytes, and pads the block it ends in with zeros: the
 //! segment holds zeros after its last record anyway (preallocated, or cut back after a
-//! torn tail). A buffered append that starts inside a sector has the device write that
-//! sector whole too, so a power loss during the write puts at risk no bytes it did not
+//! torn tail). A buffered append that starts inside a block has the device write that
+//! block whole too, so a power loss during the write puts at risk no bytes it did not
 //! (disk assumption 5: synced bytes that share a sector with a torn write survive).
 
 use std::io;
 
 use crate::storage::{DIRECT_ALIGN_BYTES, DirectFile, Storage, StorageFile};
 
-/// A reused write buffer above this many bytes is freed after the write (a bulk group).
-const BUFFER_KEEP_BYTES: usize = 1 << 20;
+/// Bytes written per direct `pwrite`: a larger group is written in several, so the
+/// aligned buffer stays this size (plus alignment room) whatever the group's size.
+const CHUNK_BYTES: usize = 256 * 1024;
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(DIRECT_ALIGN_BYTES));
 
 /// The direct handle on a segment, and what it needs to write whole blocks.
 #[derive(Debug)]
@@ -28,7 +31,8 @@ pub struct DirectTail {
     /// The segment's bytes from the start of the sector holding the write offset up to
     /// it: always `write_offset % block_bytes` of them.
     block_head: Vec<u8>,
-    /// Reused for every write; its aligned part starts at the first aligned address.
+    /// Reused for every write (allocated at the first): `CHUNK_BYTES` from its first
+    /// aligned address.
     buffer: Vec<u8>,
 }
 
@@ -56,10 +60,12 @@ impl DirectTail {
     }
 
     /// Writes `batch` at `write_offset` (where the last write ended) directly: the
-    /// sectors from the one holding `write_offset` to the one holding its end.
+    /// sectors from the one holding `write_offset` to the one holding its end, in
+    /// writes of at most [`CHUNK_BYTES`]. An error of kind `InvalidInput` (`EINVAL`)
+    /// means the file system refused the alignment: nothing of that write landed.
     pub fn write(&mut self, batch: &[u8], write_offset: u64) -> io::Result<()> {
-        let head_bytes = self.block_head.len();
         let block_bytes = self.file.block_bytes;
+        let head_bytes = self.block_head.len();
         // Never expected; a failed write (the store poisons) rather than a panic that
         // would unwind through the commit leader.
         if head_bytes as u64 != write_offset % block_bytes as u64 {
@@ -67,43 +73,58 @@ impl DirectTail {
                 "direct append at offset {write_offset} with {head_bytes} bytes of block head"
             )));
         }
-        let written_bytes = head_bytes + batch.len();
-        let padded_bytes = written_bytes.next_multiple_of(block_bytes);
-        self.buffer.clear();
-        // Room for the padding to the first aligned address too: nothing below reallocates.
-        self.buffer.reserve(padded_bytes + DIRECT_ALIGN_BYTES);
+        if self.buffer.capacity() == 0 {
+            self.buffer
+                .try_reserve_exact(CHUNK_BYTES + DIRECT_ALIGN_BYTES)
+                .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        }
         let skip_bytes = self.buffer.as_ptr().align_offset(DIRECT_ALIGN_BYTES);
         if skip_bytes >= DIRECT_ALIGN_BYTES {
             return Err(io::Error::other("no aligned address in the write buffer"));
         }
-        self.buffer.resize(skip_bytes, 0);
-        self.buffer.extend_from_slice(&self.block_head);
-        self.buffer.extend_from_slice(batch);
-        self.buffer.resize(skip_bytes + padded_bytes, 0);
-        let aligned = self
-            .buffer
-            .get(skip_bytes..)
-            .ok_or_else(|| io::Error::other("write buffer shorter than reserved"))?;
-        debug_assert!((aligned.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN_BYTES));
-        self.file
-            .file
-            .write_all_at(aligned, write_offset - head_bytes as u64)?;
-        let next_head_bytes = written_bytes % block_bytes;
-        let next_head = aligned
-            .get(written_bytes - next_head_bytes..written_bytes)
-            .unwrap_or_default();
-        self.block_head.clear();
-        self.block_head.extend_from_slice(next_head);
-        if self.buffer.capacity() > BUFFER_KEEP_BYTES {
-            self.buffer = Vec::new();
+        let mut chunk_offset = write_offset - head_bytes as u64;
+        let mut head: &[u8] = &self.block_head;
+        let mut rest = batch;
+        loop {
+            let (now, later) = rest.split_at(rest.len().min(CHUNK_BYTES - head.len()));
+            let filled_bytes = head.len() + now.len();
+            // Within the capacity reserved above: nothing here reallocates.
+            self.buffer.clear();
+            self.buffer.resize(skip_bytes, 0);
+            self.buffer.extend_from_slice(head);
+            self.buffer.extend_from_slice(now);
+            self.buffer
+                .resize(skip_bytes + filled_bytes.next_multiple_of(block_bytes), 0);
+            let aligned = self
+                .buffer
+                .get(skip_bytes..)
+                .ok_or_else(|| io::Error::other("write buffer shorter than reserved"))?;
+            debug_assert!((aligned.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN_BYTES));
+            self.file.file.write_all_at(aligned, chunk_offset)?;
+            if later.is_empty() {
+                // The new head: the written bytes of the last sector.
+                let next_head = aligned
+                    .get(filled_bytes - filled_bytes % block_bytes..filled_bytes)
+                    .unwrap_or_default()
+                    .to_vec();
+                self.block_head = next_head;
+                return Ok(());
+            }
+            // A full chunk: a multiple of the block size, so the next starts aligned.
+            chunk_offset += filled_bytes as u64;
+            head = &[];
+            rest = later;
         }
-        Ok(())
     }
 
-    /// Notes that `batch` was written at `write_offset` through the page cache.
-    pub fn wrote_buffered(&mut self, batch: &[u8], write_offset: u64) {
+    /// Notes that `batch` was written at `write_offset` through the page cache. `false`
+    /// if the head did not track `write_offset` (never expected): the caller then stops
+    /// writing this segment directly.
+    pub fn wrote_buffered(&mut self, batch: &[u8], write_offset: u64) -> bool {
         let block_bytes = self.file.block_bytes as u64;
-        debug_assert_eq!(self.block_head.len() as u64, write_offset % block_bytes);
+        if self.block_head.len() as u64 != write_offset % block_bytes {
+            return false;
+        }
         let end = write_offset + batch.len() as u64;
         let next_head_bytes = (end % block_bytes) as usize;
         if batch.len() >= next_head_bytes {
@@ -116,6 +137,7 @@ impl DirectTail {
         } else {
             self.block_head.extend_from_slice(batch);
         }
+        true
     }
 }
 
@@ -123,43 +145,95 @@ impl DirectTail {
 mod tests {
     use std::path::Path;
 
-    use super::DirectTail;
+    use super::{CHUNK_BYTES, DirectTail};
     use crate::storage::sim::CrashMode;
-    use crate::storage::{OpenMode, SimStorage, Storage};
+    use crate::storage::{OpenMode, SimStorage, Storage, StorageFile};
 
-    /// Appends of many sizes, each synced or not, then a power loss that tears what was
-    /// not synced: the synced bytes survive, although each direct write covered the
-    /// sector they share with the append.
+    const PATH: &str = "/d/seg";
+
+    /// A synced file of 100 bytes of 0xAA in a preallocated 2 MiB, its direct tail, and
+    /// the bytes it should hold.
+    fn setup(
+        seed: u64,
+        block_bytes: usize,
+    ) -> (SimStorage, Box<dyn StorageFile>, DirectTail, Vec<u8>) {
+        let sim = SimStorage::new(seed);
+        sim.set_direct_block_bytes(block_bytes);
+        sim.create_dir_all(Path::new("/d")).expect("dir");
+        let file = sim
+            .open_file(Path::new(PATH), OpenMode::CreateNew)
+            .expect("create");
+        file.set_len(2 << 20).expect("preallocate");
+        file.write_all_at(&[0xAA; 100], 0).expect("head");
+        file.sync_data().expect("sync");
+        sim.sync_dir(Path::new("/d")).expect("sync dir");
+        let tail = DirectTail::open(&sim, Path::new(PATH), &*file, 100).expect("direct");
+        (sim, file, tail, vec![0xAA; 100])
+    }
+
+    /// Appends of many sizes, direct or buffered, synced or not, then a power loss that
+    /// tears what was not synced: the synced bytes are the ones appended, although each
+    /// direct write covered the sector they share with the append.
     #[test]
     fn a_torn_direct_append_keeps_the_synced_bytes_of_its_first_sector() {
-        let path = Path::new("/d/seg");
-        for seed in 0..200u64 {
-            let sim = SimStorage::new(seed);
-            sim.create_dir_all(Path::new("/d")).expect("dir");
-            let file = sim.open_file(path, OpenMode::CreateNew).expect("create");
-            file.set_len(64 * 1024).expect("preallocate");
-            file.write_all_at(&[0xAA; 100], 0).expect("head");
-            file.sync_data().expect("sync");
-            sim.sync_dir(Path::new("/d")).expect("sync dir");
-            let mut tail = DirectTail::open(&sim, path, &*file, 100).expect("direct");
-            let (mut offset, mut synced) = (100u64, 100usize);
-            for step in 0..6u64 {
-                let len = 1 + ((seed * 31 + step * 977) % 1500) as usize;
-                let batch = vec![(step + 1) as u8; len];
-                tail.write(&batch, offset).expect("write");
-                offset += len as u64;
-                if (seed + step) % 3 != 0 {
-                    file.sync_data().expect("sync");
-                    synced = offset as usize;
+        for block_bytes in [512, 4096] {
+            for seed in 0..150u64 {
+                let (sim, file, mut tail, mut expected) = setup(seed, block_bytes);
+                let mut synced = expected.len();
+                for step in 0..8u64 {
+                    let len = 1 + ((seed * 31 + step * 977) % 1500) as usize;
+                    let batch = vec![(step + 1) as u8; len];
+                    let offset = expected.len() as u64;
+                    if (seed + step) % 4 == 0 {
+                        file.write_all_at(&batch, offset).expect("buffered write");
+                        assert!(tail.wrote_buffered(&batch, offset));
+                    } else {
+                        tail.write(&batch, offset).expect("direct write");
+                    }
+                    expected.extend_from_slice(&batch);
+                    if (seed + step) % 3 != 0 {
+                        file.sync_data().expect("sync");
+                        synced = expected.len();
+                    }
                 }
+                let live = sim.read_file(PATH).expect("file");
+                assert_eq!(
+                    live.get(..expected.len()),
+                    Some(&expected[..]),
+                    "seed {seed}"
+                );
+                sim.crash(CrashMode::Random);
+                let after = sim.read_file(PATH).expect("file after the crash");
+                assert_eq!(
+                    after.get(..synced),
+                    expected.get(..synced),
+                    "block {block_bytes} seed {seed}: synced bytes damaged"
+                );
             }
-            let expected = sim.read_file(path).expect("file");
-            sim.crash(CrashMode::Random);
-            let after = sim.read_file(path).expect("file after the crash");
-            assert_eq!(
-                after.get(..synced),
-                expected.get(..synced),
-                "seed {seed}: synced bytes damaged"
+        }
+    }
+
+    /// A group larger than the buffer is written in chunks, each aligned, and the next
+    /// append continues from the right head.
+    #[test]
+    fn a_large_group_is_written_in_chunks() {
+        for block_bytes in [512, 4096] {
+            let (sim, _file, mut tail, mut expected) = setup(1, block_bytes);
+            let large: Vec<u8> = (0..CHUNK_BYTES * 2 + 12_345)
+                .map(|i| (i % 251) as u8)
+                .collect();
+            let calls = sim.calls();
+            tail.write(&large, 100).expect("large write");
+            assert_eq!(sim.calls() - calls, 3, "three chunks");
+            expected.extend_from_slice(&large);
+            tail.write(b"after", expected.len() as u64)
+                .expect("small write");
+            expected.extend_from_slice(b"after");
+            let live = sim.read_file(PATH).expect("file");
+            assert_eq!(live.get(..expected.len()), Some(&expected[..]));
+            assert!(
+                live[expected.len()..].iter().all(|&b| b == 0),
+                "zeros after"
             );
         }
     }

@@ -94,10 +94,22 @@ impl ActiveSegment {
                 };
         }
         match &mut self.direct {
-            Direct::Open(tail) if direct => tail.write(batch, self.write_offset)?,
+            Direct::Open(tail) if direct => match tail.write(batch, self.write_offset) {
+                Ok(()) => {}
+                // The file system refused the alignment it stated: nothing landed (or,
+                // after earlier chunks, the same bytes land again). This segment goes
+                // through the page cache from now on.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    self.direct = Direct::Unavailable;
+                    self.file.write_all_at(batch, self.write_offset)?;
+                }
+                Err(e) => return Err(e),
+            },
             Direct::Open(tail) => {
                 self.file.write_all_at(batch, self.write_offset)?;
-                tail.wrote_buffered(batch, self.write_offset);
+                if !tail.wrote_buffered(batch, self.write_offset) {
+                    self.direct = Direct::Unavailable;
+                }
             }
             Direct::Untried | Direct::Unavailable => {
                 self.file.write_all_at(batch, self.write_offset)?;
