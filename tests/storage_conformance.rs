@@ -148,6 +148,7 @@ conformance!(
     check_direct,
     check_dir_identity,
     check_is_unlinked,
+    check_stamp,
     check_lock_exclusive_and_released_on_drop,
     check_lock_write_info,
     check_map,
@@ -426,6 +427,29 @@ fn check_is_unlinked(env: &Env) {
     assert!(file.is_unlinked().unwrap());
     file.write_all_at(b"still works", 0).unwrap();
     assert_eq!(read_all(&*file), b"still works");
+}
+
+/// A stamp names the file and its last change: the same through any handle while
+/// nothing changes; another for a copy of the same bytes, and after any write.
+fn check_stamp(env: &Env) {
+    let file = env.open("a", OpenMode::CreateNew).unwrap();
+    file.write_all_at(b"contents", 0).unwrap();
+    file.sync_data().unwrap();
+    let stamp = file.stamp().unwrap();
+    assert_eq!(file.stamp().unwrap(), stamp);
+    let again = env.open("a", OpenMode::Read).unwrap();
+    assert_eq!(again.stamp().unwrap(), stamp, "another handle, same file");
+    let copy = env.open("b", OpenMode::CreateNew).unwrap();
+    copy.write_all_at(b"contents", 0).unwrap();
+    copy.sync_data().unwrap();
+    assert_ne!(copy.stamp().unwrap(), stamp, "a copy is another file");
+    // Past the coarsest timestamp tick (a 100 Hz jiffy), so no kernel can give the
+    // write the change time it already had.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    file.write_all_at(b"contents", 0).unwrap();
+    let rewritten = file.stamp().unwrap();
+    assert_ne!(rewritten, stamp, "the same bytes written again change it");
+    assert_eq!((rewritten.dev, rewritten.ino), (stamp.dev, stamp.ino));
 }
 
 fn check_lock_exclusive_and_released_on_drop(env: &Env) {

@@ -34,6 +34,7 @@ use crate::model::op::Op;
 use crate::snapshot::reader::Snapshot;
 use crate::state::{ReplayBatch, Version};
 use crate::storage::{OpenMode, Storage};
+use crate::store::head::Head;
 use crate::store::{Options, RecoveryMode};
 use crate::wal::scan::{self, SegmentEnd, SegmentScan};
 use crate::wal::segment::{self, ActiveSegment};
@@ -66,8 +67,8 @@ struct Ctx<'a> {
     /// Records above this lsn are not applied (a reader beside a live writer stops at
     /// what the writer published as durable).
     limit: u64,
-    /// `(store id, lsn)` of a `HEAD` a writer found closed (store/head.rs).
-    closed: Option<(StoreId, u64)>,
+    /// What a `HEAD` a writer found closed says (store/head.rs).
+    closed: Option<Head>,
     after_clean_close: bool,
     tail: Option<(u64, u64)>,
     damaged_snapshots: Vec<PathBuf>,
@@ -93,7 +94,7 @@ pub(crate) fn recover_up_to(
     options: &Options,
     writer: bool,
     limit: u64,
-    closed: Option<(StoreId, u64)>,
+    closed: Option<Head>,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let listing = list(storage, dir)?;
@@ -582,10 +583,15 @@ impl Ctx<'_> {
             // anything claims, through `durable_lsn`, that they are.
             // If that fails (a full disk that must still allocate the cached blocks), the
             // store opens poisoned: it reads, but acknowledges nothing.
-            // Unless the last writer closed cleanly at exactly this lsn: it synced
-            // everything it wrote, and wrote nothing after (live-readers.md).
-            self.after_clean_close = self.closed == Some((store_id, version.lsn))
-                && self.report.torn_tail.is_none()
+            // Unless the last writer closed cleanly at exactly this lsn, and this is the
+            // segment it left (not a copy): it synced everything it wrote, and wrote
+            // nothing after (live-readers.md).
+            self.after_clean_close = self.closed.is_some_and(|head| {
+                head.store_id == store_id
+                    && head.lsn == version.lsn
+                    && head.closed.is_some()
+                    && head.closed == file.stamp().ok()
+            }) && self.report.torn_tail.is_none()
                 && self.report.salvage.is_none();
             if !self.after_clean_close
                 && let Err(e) = file.sync_data()

@@ -248,6 +248,25 @@ impl StorageFile for FsFile {
     fn is_unlinked(&self) -> io::Result<bool> {
         Ok(self.0.metadata()?.nlink() == 0)
     }
+
+    fn stamp(&self) -> io::Result<super::FileStamp> {
+        let stat = rustix::fs::fstat(&self.0)?;
+        let seconds = u64::try_from(stat.st_ctime).map_err(io::Error::other)?;
+        #[allow(
+            clippy::useless_conversion,
+            reason = "st_ctime_nsec is u64 here, i64 on other targets"
+        )]
+        let nanoseconds = u64::try_from(stat.st_ctime_nsec).map_err(io::Error::other)?;
+        let changed_ns = seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(nanoseconds))
+            .ok_or_else(|| io::Error::other("ctime out of range"))?;
+        Ok(super::FileStamp {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            changed_ns,
+        })
+    }
 }
 
 #[derive(Debug)]

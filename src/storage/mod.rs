@@ -42,6 +42,20 @@ pub struct DirectFile {
     pub block_bytes: usize,
 }
 
+/// Which file this is, and which version of it: changes when the file is replaced by
+/// another (a copy, a restore) and when its data or metadata change.
+/// [`StorageFile::stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// The device the file is on (`st_dev`).
+    pub dev: u64,
+    /// Its inode number (`st_ino`).
+    pub ino: u64,
+    /// When its inode last changed (`st_ctime` in nanoseconds since the epoch): every
+    /// write, truncation, hole punched or link changes it, and a program cannot set it.
+    pub changed_ns: u64,
+}
+
 /// How [`Storage::open_file`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -167,6 +181,11 @@ pub trait StorageFile: Send + Sync + Debug {
     }
     /// Whether the file has no directory entry any more (link count 0).
     fn is_unlinked(&self) -> io::Result<bool>;
+    /// The file's identity and change time (`fstat`). The default fails (`Unsupported`):
+    /// a caller that compares stamps then finds no match.
+    fn stamp(&self) -> io::Result<FileStamp> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// A held writer lock. Dropping it releases the lock.

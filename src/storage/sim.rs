@@ -74,10 +74,11 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Mapped, OpenMode, Storage, StorageFile, StorageLock};
+use super::{FileStamp, Mapped, OpenMode, Storage, StorageFile, StorageLock};
 
 /// The largest file the simulation holds; writes and truncations past it fail with EFBIG.
 pub const MAX_FILE_LEN: u64 = 1 << 32;
@@ -434,13 +435,30 @@ struct Inode {
     unsynced: Vec<Mutation>,
     /// Open handles of the current epoch.
     open: usize,
+    /// Its change stamp (the simulated `ctime`, [`FileStamp::changed_ns`]): a fresh value
+    /// at every mutation; after a crash, the durable one (or a fresh one if torn).
+    changed: u64,
+    changed_durable: u64,
 }
+
+/// Change stamps, unique in the process.
+static NEXT_CHANGE: AtomicU64 = AtomicU64::new(1);
+
+fn next_change() -> u64 {
+    NEXT_CHANGE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The device number every simulated file reports.
+const SIM_DEV: u64 = 1;
 
 impl Inode {
     fn planted(bytes: &[u8]) -> Self {
+        let changed = next_change();
         Inode {
             live: bytes.to_vec(),
             durable: bytes.to_vec(),
+            changed,
+            changed_durable: changed,
             ..Inode::default()
         }
     }
@@ -448,12 +466,14 @@ impl Inode {
     fn mutate(&mut self, mutation: Mutation) {
         mutation.apply(&mut self.live);
         self.unsynced.push(mutation);
+        self.changed = next_change();
     }
 
     fn sync(&mut self) {
         for mutation in self.unsynced.drain(..) {
             mutation.apply(&mut self.durable);
         }
+        self.changed_durable = self.changed;
     }
 
     fn random_image(&self, rng: &mut Rng) -> Vec<u8> {
@@ -464,10 +484,25 @@ impl Inode {
         image
     }
 
-    fn reset_to(&mut self, image: Vec<u8>) {
+    /// After a crash: `image` is what the disk returns; `torn` if it may mix unsynced
+    /// mutations in (a new change stamp then), else it is the durable image.
+    fn reset_to(&mut self, image: Vec<u8>, torn: bool) {
+        self.changed = match torn && !self.unsynced.is_empty() {
+            true => next_change(),
+            false => self.changed_durable,
+        };
+        self.changed_durable = self.changed;
         self.live.clone_from(&image);
         self.durable = image;
         self.unsynced.clear();
+    }
+
+    /// Replaces the contents, durably, as a program writing the file offline would (a
+    /// new change stamp; a bit flipped by the medium keeps the old one).
+    fn rewrite(&mut self, image: Vec<u8>) {
+        self.reset_to(image, false);
+        self.changed = next_change();
+        self.changed_durable = self.changed;
     }
 
     fn read(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -865,7 +900,7 @@ impl State {
     fn lose_unsynced(&mut self) {
         for inode in self.inodes.values_mut() {
             let image = inode.durable.clone();
-            inode.reset_to(image);
+            inode.reset_to(image, false);
         }
         self.live.clone_from(&self.durable);
         self.logs.clear();
@@ -875,7 +910,7 @@ impl State {
         let rng = &mut self.rng;
         for inode in self.inodes.values_mut() {
             let image = inode.random_image(rng);
-            inode.reset_to(image);
+            inode.reset_to(image, true);
         }
         for log in std::mem::take(&mut self.logs).into_values() {
             let survivors = rng.below(log.len() + 1);
@@ -893,7 +928,7 @@ impl State {
         match self.live.get(path).copied() {
             Some(ino) => {
                 if let Some(inode) = self.inodes.get_mut(&ino) {
-                    inode.reset_to(bytes.to_vec());
+                    inode.rewrite(bytes.to_vec());
                 }
                 self.durable.insert(path.to_path_buf(), ino);
             }
@@ -1031,7 +1066,7 @@ impl SimStorage {
         let inode = state.live_inode_mut(path.as_ref())?;
         let mut image = inode.live.clone();
         image.resize(len, 0);
-        inode.reset_to(image);
+        inode.rewrite(image);
         Ok(())
     }
 
@@ -1290,6 +1325,16 @@ impl StorageFile for SimFile {
         let mut state = self.sim.state.lock();
         state.enter(CallKind::Other, Some(self.epoch))?;
         Ok(!state.is_linked(self.ino))
+    }
+
+    fn stamp(&self) -> io::Result<FileStamp> {
+        self.on_inode(CallKind::Other, |inode| {
+            Ok(FileStamp {
+                dev: SIM_DEV,
+                ino: self.ino,
+                changed_ns: inode.changed,
+            })
+        })
     }
 }
 

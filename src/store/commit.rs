@@ -660,18 +660,22 @@ impl Inner {
     }
 
     /// At a clean close, once everything written is synced and no background work runs:
-    /// rewrites `HEAD` as closed at the durable lsn (head.rs), as the writer's last write.
-    /// Not on a poisoned store, nor with a group in flight or anything unsynced.
+    /// rewrites `HEAD` as closed at the durable lsn, with the stamp of the segment as
+    /// left (head.rs), as the writer's last write. Not on a poisoned store, nor with a
+    /// group in flight or anything unsynced, nor if the segment cannot be stamped.
     pub(crate) fn publish_closed(&self) {
         let log = self.log.lock();
         if log.failure.is_some() || log.leader || log.written_lsn != log.durable_lsn {
             return;
         }
+        let Some(stamp) = log.segment.as_ref().and_then(|s| s.file.stamp().ok()) else {
+            return;
+        };
         if let Some(head) = &self.head {
             let closed = super::head::Head {
                 store_id: self.store_id,
                 lsn: log.durable_lsn,
-                closed: true,
+                closed: Some(stamp),
             };
             let _ = head.write_all_at(&closed.encode(), 0);
         }

@@ -5,7 +5,7 @@ pub(crate) use activity::Pacing;
 mod bulk;
 mod checkpoint;
 mod commit;
-mod head;
+pub(crate) mod head;
 mod lock;
 mod options;
 mod priority;
@@ -173,15 +173,9 @@ impl Store {
         let closed = writer
             .then(|| head::read_head(storage.as_ref(), dir))
             .flatten()
-            .filter(|head| head.closed);
-        let recovered = recovery::recover_up_to(
-            storage.as_ref(),
-            dir,
-            &options,
-            writer,
-            limit,
-            closed.map(|head| (head.store_id, head.lsn)),
-        )?;
+            .filter(|head| head.closed.is_some());
+        let recovered =
+            recovery::recover_up_to(storage.as_ref(), dir, &options, writer, limit, closed)?;
         // A writer that could not make the replayed records durable opens poisoned and
         // publishes nothing to readers.
         let head = if writer && recovered.sync_error.is_none() {
@@ -362,10 +356,14 @@ impl Store {
     }
 
     /// Syncs pending [`Durability::None`] commits, stops background work and releases
-    /// the lock, reporting any error (dropping the store does the same silently).
+    /// the lock, reporting any error (dropping the store does the same silently). On a
+    /// poisoned store it fails with [`Error::Poisoned`]: [`Durability::None`] commits it
+    /// had not synced may be lost (the next open recovers what is durable).
     pub fn close(mut self) -> Result<()> {
-        let result = if self.inner.read_only || self.is_poisoned() {
+        let result = if self.inner.read_only {
             Ok(())
+        } else if self.is_poisoned() {
+            Err(Error::Poisoned)
         } else {
             self.inner.sync()
         };

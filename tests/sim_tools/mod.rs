@@ -181,6 +181,10 @@ impl StorageFile for TracedFile {
     fn is_unlinked(&self) -> io::Result<bool> {
         self.file.is_unlinked()
     }
+
+    fn stamp(&self) -> io::Result<walstore::storage::FileStamp> {
+        self.file.stamp()
+    }
 }
 
 /// `common::dump`, but a read error is returned instead of panicking (same format).
