@@ -96,6 +96,11 @@ pub enum Error {
     /// A value could not be converted to or from the requested type.
     #[error("value conversion failed: {0}")]
     Conversion(String),
+
+    /// Work walstore runs on its own (applying a commit group, a background checkpoint)
+    /// panicked: a bug. The store is poisoned; reopening it recovers from the files.
+    #[error("internal error: {0} panicked; the store is poisoned, reopen it to recover")]
+    Panicked(&'static str),
 }
 
 impl Error {

@@ -256,3 +256,131 @@ fn a_failed_automatic_checkpoint_does_not_fail_the_durable_commit() {
         Some(walstore::Value::from(1i64))
     );
 }
+
+/// A panic on the writer's background thread (a bug, injected at its first write-back:
+/// only the paced writes of snapshots and spare segments make those) is contained: the
+/// store is poisoned and says why, nothing acknowledged is lost,
+/// and the store reopens.
+#[test]
+fn a_panic_in_the_background_checkpoint_poisons_and_loses_nothing() {
+    let (backend, sim) = sim_backend();
+    let store = backend
+        .options()
+        .checkpoint_wal_bytes(2 * 1024)
+        .open(&backend.dir)
+        .expect("open");
+    sim.inject(Fault {
+        at_call: 1,
+        kind: FaultKind::Panic,
+        persistent: false,
+        only: Some(CallKind::WriteBack),
+    });
+    let mut acknowledged = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.last_automatic_checkpoint_error().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+        match commit_meta(&store, &format!("k{acknowledged}"), acknowledged) {
+            Ok(lsn) => acknowledged = i64::try_from(lsn).expect("lsn"),
+            Err(Error::Poisoned) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let error = store.last_automatic_checkpoint_error().expect("reported");
+    assert!(matches!(*error, Error::Panicked(_)), "{error}");
+    assert!(error.to_string().contains("panicked"), "{error}");
+    assert!(store.is_poisoned());
+    assert!(matches!(
+        commit_meta(&store, "after", 1),
+        Err(Error::Poisoned)
+    ));
+    assert!(matches!(store.close(), Err(Error::Poisoned)));
+    let store = backend.open();
+    assert_eq!(store.lsn(), u64::try_from(acknowledged).expect("lsn"));
+    for i in 0..acknowledged {
+        assert_eq!(
+            store.read().meta(&format!("k{i}")).expect("read"),
+            Some(walstore::Value::from(i)),
+            "k{i}"
+        );
+    }
+    assert_eq!(
+        commit_meta(&store, "after", 1).expect("writes again"),
+        store.lsn()
+    );
+}
+
+/// A panic in the leader of a commit group (a bug, injected at its `fdatasync`) fails
+/// that group with `Panicked` and poisons the store: no committer, `sync` or drop waits
+/// for ever on a leadership never handed back, and every acknowledged commit survives.
+#[test]
+fn a_panic_while_writing_a_group_fails_it_and_hangs_nothing() {
+    let (backend, sim) = sim_backend();
+    let store = std::sync::Arc::new(backend.options().open(&backend.dir).expect("open"));
+    for i in 0..5 {
+        commit_meta(&store, &format!("k{i}"), i).expect("commit");
+    }
+    sim.inject(Fault {
+        at_call: 3,
+        kind: FaultKind::Panic,
+        persistent: false,
+        only: Some(CallKind::SyncData),
+    });
+    // Detached threads and a deadline: a leadership never handed back fails the test
+    // instead of hanging it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    for t in 0..4 {
+        let store = std::sync::Arc::clone(&store);
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let outcomes: Vec<(String, walstore::Result<u64>)> = (0..20)
+                .map(|i| {
+                    let key = format!("t{t}-{i}");
+                    let outcome = commit_meta(&store, &key, i);
+                    (key, outcome)
+                })
+                .collect();
+            let _ = sender.send(outcomes);
+        });
+    }
+    let outcomes: Vec<Vec<(String, walstore::Result<u64>)>> = (0..4)
+        .map(|_| {
+            receiver
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("every committer returns (none waits for a leader that panicked)")
+        })
+        .collect();
+    // The threads drop their handles just after sending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::sync::Arc::strong_count(&store) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a committer thread hung"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let outcomes: Vec<_> = outcomes.into_iter().flatten().collect();
+    assert!(
+        outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Err(Error::Panicked(_)))),
+        "the group whose leader panicked is told so"
+    );
+    assert!(store.is_poisoned());
+    assert!(matches!(store.sync(), Err(Error::Poisoned)));
+    drop(store);
+    let store = backend.open();
+    for (key, outcome) in &outcomes {
+        match outcome {
+            Ok(_) => assert!(
+                store.read().meta(key).expect("read").is_some(),
+                "acknowledged {key} survived"
+            ),
+            Err(Error::Panicked(_) | Error::Poisoned) => {}
+            Err(other) => panic!("{key}: unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        store.read().meta("k4").expect("read"),
+        Some(walstore::Value::from(4i64))
+    );
+}

@@ -115,14 +115,19 @@ pub enum FaultKind {
     Eio,
     /// `ENOSPC` (`io::Error::from_raw_os_error(28)`).
     Enospc,
+    /// The call panics instead of returning: a bug in the code around it, to check that
+    /// walstore contains a panic on its own threads (poisons the store, answers every
+    /// waiter) instead of hanging or losing work. Never persistent.
+    Panic,
 }
 
 impl FaultKind {
-    /// The `io::Error` this fault returns.
+    /// The `io::Error` this fault returns; panics for [`FaultKind::Panic`].
     pub fn error(self) -> io::Error {
         match self {
             FaultKind::Eio => os(EIO),
             FaultKind::Enospc => os(ENOSPC),
+            FaultKind::Panic => injected_panic(),
         }
     }
 }
@@ -266,6 +271,12 @@ impl fmt::Display for Crashed {
 }
 
 impl std::error::Error for Crashed {}
+
+/// What [`FaultKind::Panic`] does.
+#[expect(clippy::panic, reason = "the fault it simulates is a panic")]
+fn injected_panic() -> ! {
+    panic!("simulated panic injected at a storage call")
+}
 
 fn os(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -656,7 +667,7 @@ impl State {
             .partition(|armed| armed.matches(calls, kind, nth));
         self.faults = armed;
         let fault = fired.first()?.fault;
-        if fault.persistent {
+        if fault.persistent && fault.kind != FaultKind::Panic {
             self.failing = Some(fault.kind);
         }
         Some(fault.kind)
@@ -1250,6 +1261,10 @@ impl SimFile {
         let mut state = self.sim.state.lock();
         let fault = state.count(kind);
         state.check_epoch(Some(self.epoch))?;
+        if fault == Some(FaultKind::Panic) {
+            drop(state);
+            injected_panic();
+        }
         let inode = state.inode_mut(self.ino)?;
         match fault {
             None => {

@@ -292,6 +292,22 @@ pub(crate) fn background_loop(weak: &WeakInner) {
             }
             background.take_work()
         };
-        inner.run_work(work, Pacing::GiveWay);
+        // A panic here (a bug) would end the thread silently, and no checkpoint or spare
+        // would run again; the state it was changing may be half done. So it poisons
+        // the store, as a failed write does, is reported like a failed checkpoint, and
+        // ends the thread (on a poisoned store every later request would fail anyway).
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.run_work(work, Pacing::GiveWay);
+        }));
+        if ran.is_err() {
+            let error = Error::Panicked("the background checkpoint or spare segment");
+            {
+                let mut log = inner.log.lock();
+                let last = log.written_lsn;
+                inner.poison(&mut log, &error, last);
+            }
+            inner.background.lock().last_error = Some(Arc::new(error));
+            return;
+        }
     }
 }

@@ -255,6 +255,7 @@ pub(crate) enum FailureKind {
     Os(std::io::ErrorKind, Option<i32>),
     NoSpace,
     Gone(PathBuf),
+    Panicked(&'static str),
     Other(String),
 }
 
@@ -268,6 +269,7 @@ impl Failure {
             ),
             Error::NoSpace { path } => ("write", path.clone(), FailureKind::NoSpace),
             Error::StoreGone { dir } => ("commit", dir.clone(), FailureKind::Gone(dir.clone())),
+            Error::Panicked(what) => ("commit", PathBuf::new(), FailureKind::Panicked(what)),
             other => (
                 "commit",
                 PathBuf::new(),
@@ -297,6 +299,7 @@ impl Failure {
                 path: self.path.clone(),
             },
             FailureKind::Gone(dir) => Error::StoreGone { dir: dir.clone() },
+            FailureKind::Panicked(what) => Error::Panicked(what),
             FailureKind::Other(message) => Error::Io {
                 op: self.op,
                 path: self.path.clone(),
@@ -514,12 +517,21 @@ impl Inner {
         let mut working = log.working.clone();
         let generation = log.working_gen;
         let (written, applied, took) = MutexGuard::unlocked(&mut log, || {
-            let (written, applied, took) =
-                self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
-            if written.is_ok() {
-                self.publish_head(last);
-            }
-            (written, applied, took)
+            // A panic (a bug) would leave the leadership taken for ever, and every other
+            // committer, `sync` and the store's drop waiting for it: it fails the group
+            // and poisons the store instead, as a failed write does.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (written, applied, took) =
+                    self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
+                if written.is_ok() {
+                    self.publish_head(last);
+                }
+                (written, applied, took)
+            }))
+            .unwrap_or_else(|_| {
+                let panicked = || Error::Panicked("writing a commit group");
+                (Err(panicked()), Err(panicked()), Duration::ZERO)
+            })
         });
         if sync {
             log.sync_time = (log.sync_time * 3 + took) / 4;
@@ -984,7 +996,7 @@ fn apply_txn(working: &mut Version, payload: &Payload, changes: &mut ReplayBatch
 /// What a panicking apply becomes: it fails the group (and poisons the store) instead of
 /// leaving the leadership taken for ever.
 fn apply_panicked() -> Error {
-    Error::Conversion("applying a transaction panicked".into())
+    Error::Panicked("applying a commit group")
 }
 
 /// Runs an apply, a panic becoming [`apply_panicked`].
