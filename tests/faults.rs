@@ -384,3 +384,31 @@ fn a_panic_while_writing_a_group_fails_it_and_hangs_nothing() {
         Some(walstore::Value::from(4i64))
     );
 }
+
+/// The same in `Store::sync`, which leads a sync of its own when no group is in flight.
+#[test]
+fn a_panic_in_sync_fails_it_and_hangs_nothing() {
+    let (backend, sim) = sim_backend();
+    let store = backend
+        .options()
+        .durability(walstore::Durability::None)
+        .background_checkpoints(false)
+        .open(&backend.dir)
+        .expect("open");
+    commit_meta(&store, "a", 1).expect("commit");
+    sim.inject(Fault {
+        at_call: 1,
+        kind: FaultKind::Panic,
+        persistent: false,
+        only: Some(CallKind::SyncData),
+    });
+    assert!(matches!(store.sync(), Err(Error::Panicked(_))));
+    assert!(matches!(commit_meta(&store, "b", 2), Err(Error::Poisoned)));
+    assert!(matches!(store.sync(), Err(Error::Poisoned)));
+    drop(store);
+    let store = backend.open();
+    assert_eq!(
+        store.read().meta("a").expect("read"),
+        Some(walstore::Value::from(1i64))
+    );
+}

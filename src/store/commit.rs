@@ -388,10 +388,14 @@ impl Inner {
         log.leader = true;
         let synced_offset = log.synced_offset;
         let result = MutexGuard::unlocked(&mut log, || {
-            segment.file.sync_data().map_err(|e| {
-                discard_unsynced(&segment, synced_offset);
-                Error::io("fdatasync", &segment.path, e)
-            })
+            // A panic must not leave the leadership taken for ever (see `lead`).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                segment.file.sync_data().map_err(|e| {
+                    discard_unsynced(&segment, synced_offset);
+                    Error::io("fdatasync", &segment.path, e)
+                })
+            }))
+            .unwrap_or(Err(Error::Panicked("syncing the log")))
         });
         let written_offset = segment.write_offset;
         log.segment = Some(segment);
