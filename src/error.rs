@@ -97,8 +97,11 @@ pub enum Error {
     #[error("value conversion failed: {0}")]
     Conversion(String),
 
-    /// Work walstore runs on its own (applying a commit group, a background checkpoint)
-    /// panicked: a bug. The store is poisoned; reopening it recovers from the files.
+    /// Work walstore runs on its own (writing or applying a commit group, a checkpoint
+    /// it runs by itself) panicked: a bug. The store is poisoned; reopening it recovers
+    /// from the files. A commit that gets this error may or may not be durable (the
+    /// panic may have come after its sync), as for a commit a crash interrupted: a
+    /// reopen tells.
     #[error("internal error: {0} panicked; the store is poisoned, reopen it to recover")]
     Panicked(&'static str),
 }

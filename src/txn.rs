@@ -154,11 +154,13 @@ impl WriteTxn {
     pub fn commit(self) -> Result<u64> {
         let lsn = self.inner.commit(self.ops.finish()?, self.durability)?;
         // Without a background thread, its work runs here, after the commit. A failed
-        // checkpoint does not fail the commit, which is durable already: see
+        // checkpoint does not fail the commit, which is durable already, and neither
+        // does a panic in it (contained, it poisons the store): see
         // `Store::last_automatic_checkpoint_error`.
         if !self.inner.options.background_thread() {
             let work = self.inner.background.lock().take_work();
-            self.inner.run_work(work, crate::store::Pacing::FullSpeed);
+            self.inner
+                .run_work_contained(work, crate::store::Pacing::FullSpeed);
         }
         Ok(lsn)
     }

@@ -296,18 +296,30 @@ pub(crate) fn background_loop(weak: &WeakInner) {
         // would run again; the state it was changing may be half done. So it poisons
         // the store, as a failed write does, is reported like a failed checkpoint, and
         // ends the thread (on a poisoned store every later request would fail anyway).
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            inner.run_work(work, Pacing::GiveWay);
-        }));
-        if ran.is_err() {
-            let error = Error::Panicked("the background checkpoint or spare segment");
-            {
-                let mut log = inner.log.lock();
-                let last = log.written_lsn;
-                inner.poison(&mut log, &error, last);
-            }
-            inner.background.lock().last_error = Some(Arc::new(error));
+        if !inner.run_work_contained(work, Pacing::GiveWay) {
             return;
         }
+    }
+}
+
+impl Inner {
+    /// [`Inner::run_work`], a panic (a bug) contained: the state it was changing may be
+    /// half done, so it poisons the store, as a failed write does, and is reported like
+    /// a failed checkpoint (`Store::last_automatic_checkpoint_error`). `false` if so.
+    pub(crate) fn run_work_contained(&self, work: super::Work, pacing: Pacing) -> bool {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_work(work, pacing);
+        }));
+        if ran.is_ok() {
+            return true;
+        }
+        let error = Error::Panicked("a checkpoint or spare segment the writer ran on its own");
+        {
+            let mut log = self.log.lock();
+            let last = log.written_lsn;
+            self.poison(&mut log, &error, last);
+        }
+        self.background.lock().last_error = Some(Arc::new(error));
+        false
     }
 }

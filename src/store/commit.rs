@@ -285,7 +285,7 @@ impl Failure {
     }
 
     /// The error to give a committer of the failed group.
-    fn to_error(&self) -> Error {
+    pub(crate) fn to_error(&self) -> Error {
         match &self.kind {
             FailureKind::Os(_, Some(code)) => Error::io(
                 self.op,

@@ -335,6 +335,13 @@ impl Store {
         self.inner.poisoned.load(Ordering::Acquire)
     }
 
+    /// What poisoned the store (the failed write or sync, with its path, or the panic),
+    /// or `None` if it is not poisoned. Every refused write says only
+    /// [`Error::Poisoned`]; this says why.
+    pub fn poison_cause(&self) -> Option<Error> {
+        self.inner.log.lock().failure.as_ref().map(|f| f.to_error())
+    }
+
     /// Writes a consistent copy of this store's current state into `dest` (created if
     /// missing; must not hold a store): a fresh snapshot and an empty WAL segment. Works
     /// on a read-only handle, beside a live writer.

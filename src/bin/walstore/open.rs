@@ -41,12 +41,18 @@ pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::
     if options.recovery == RecoveryMode::Strict {
         strict_dry_run(dir)?;
     }
-    Store::options()
+    let store = Store::options()
         .create(options.create)
         .durability(options.durability)
         .recovery(options.recovery)
         .keep_fallback(options.keep_fallback)
-        .open(dir)
+        .open(dir)?;
+    // A writer that opened poisoned (its open-time sync failed) writes nothing: say why
+    // now, instead of a bare "poisoned" from the first write.
+    match store.poison_cause() {
+        Some(cause) => Err(cause),
+        None => Ok(store),
+    }
 }
 
 /// A writer's recovery changes no store file until it has succeeded, but taking the
