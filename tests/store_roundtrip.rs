@@ -387,3 +387,43 @@ fn borrowed_fingerprint_scan_equals_the_owned_one_across_layers() {
         }
     });
 }
+
+/// A lookup of a key below every key of the snapshot reads no block (the writer open's
+/// look for an interrupted indexing run, in a store of fingerprints only, used to cost
+/// three cold page faults): with the first data block damaged, it still answers `None`,
+/// while a lookup that needs that block reports the damage.
+#[test]
+fn a_lookup_below_the_snapshots_first_key_reads_no_block() {
+    let sim = walstore::storage::SimStorage::new(3);
+    let dir = "/below/store";
+    let options = || {
+        walstore::Store::options()
+            .storage(std::sync::Arc::new(sim.clone()))
+            .background_checkpoints(false)
+    };
+    let store = options().open(dir).expect("open");
+    let mut txn = store.begin_write();
+    for i in 0..200 {
+        txn.put_fingerprint("code", &format!("src/f{i:04}.rs"), fingerprint(i));
+    }
+    txn.commit().expect("commit");
+    store.checkpoint().expect("checkpoint");
+    drop(store);
+    let snapshot = sim
+        .file_names(dir)
+        .into_iter()
+        .find(|name| name.ends_with(".snap"))
+        .expect("a snapshot");
+    // A bit inside the first data block (the blocks start after the 64-byte header).
+    let path = std::path::Path::new(dir).join(&snapshot);
+    sim.flip_bit(&path, 100 * 8).expect("flip");
+    let store = options().read_only(true).open(dir).expect("open read-only");
+    let read = store.read();
+    assert_eq!(read.meta("index.running").expect("no block read"), None);
+    assert_eq!(read.config("anything").expect("no block read"), None);
+    let damaged = read.fingerprint("code", "src/f0000.rs");
+    assert!(
+        matches!(damaged, Err(walstore::Error::Corrupt { .. })),
+        "{damaged:?}"
+    );
+}

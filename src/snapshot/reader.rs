@@ -32,12 +32,35 @@ pub struct Snapshot {
 /// Entries between two restart points of a block's lookup cache.
 const RESTART_INTERVAL: usize = 16;
 
+/// The unit the kernel reads a mapped file in.
+const PAGE_BYTES: usize = 4096;
+/// The tail of the file asked for at open: the footer and the top index (8.5 KiB for
+/// 1,000,000 fingerprints; a larger top index faults its remaining pages in as usual).
+const OPEN_TAIL_BYTES: usize = 32 * 1024;
+const _: () =
+    assert!(OPEN_TAIL_BYTES >= FOOTER_BYTES && OPEN_TAIL_BYTES.is_multiple_of(PAGE_BYTES));
+
+/// How a block is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// By a lookup (a seek, an index block): a block over two pages is asked for whole
+    /// before its checksum is first checked, so a cold read waits once, not twice.
+    Lookup,
+    /// In order, by a cursor moving on (read-ahead, or a full scan's sequential advice,
+    /// does the work; one hint per block would cost a system call each).
+    InOrder,
+}
+
 /// `(offset just past an entry, that entry's full key)`, ascending.
 type Restarts = Vec<(usize, Box<[u8]>)>;
 
 impl Snapshot {
     /// Opens a mapped snapshot, checking the header, the footer and the top index.
     pub fn open(path: &Path, map: Mapped) -> Result<Snapshot> {
+        // From a cold cache the header, the footer and the top index would be read one
+        // page fault after another: ask for the first page and the tail at once.
+        map.will_need(0, PAGE_BYTES);
+        map.will_need(map.len().saturating_sub(OPEN_TAIL_BYTES), OPEN_TAIL_BYTES);
         let header = FileHeader::decode(&map, SNAPSHOT_MAGIC, path)?;
         let len = map.len();
         let corrupt = |offset: usize, reason: String| Error::corrupt(path, offset as u64, reason);
@@ -169,7 +192,12 @@ impl Snapshot {
     }
 
     /// A block body, its checksum checked once (`checked` remembers it).
-    fn block(&self, block: &BlockRef, checked: Option<&AtomicBool>) -> Result<&[u8]> {
+    fn block(
+        &self,
+        block: &BlockRef,
+        checked: Option<&AtomicBool>,
+        access: Access,
+    ) -> Result<&[u8]> {
         let start = usize::try_from(block.offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(block.body_len as usize);
         let bytes = end
@@ -186,6 +214,10 @@ impl Snapshot {
         let (body, crc) = bytes.split_at(block.body_len as usize);
         let already = checked.is_some_and(|flag| flag.load(Ordering::Acquire));
         if !already {
+            let pages = start / PAGE_BYTES..=(start + bytes.len() - 1) / PAGE_BYTES;
+            if access == Access::Lookup && pages.start() != pages.end() {
+                self.map.will_need(start, bytes.len());
+            }
             let stored = read_u32(crc, 0).unwrap_or_default();
             let computed = checksum(&[body]);
             if stored != computed {
@@ -212,7 +244,7 @@ impl Snapshot {
         if let Some(refs) = cache.get() {
             return Ok(Some(refs));
         }
-        let body = self.block(top_ref, None)?;
+        let body = self.block(top_ref, None, Access::Lookup)?;
         let refs = block::read_refs(body, false)
             .filter(|refs| !refs.is_empty())
             .ok_or_else(|| {
@@ -246,7 +278,7 @@ impl Snapshot {
     /// Data block `ordinal` (its checksum checked once): its body, and its body followed
     /// by its checksum as they lie in the file.
     pub(crate) fn data_block(&self, ordinal: usize, data_ref: &BlockRef) -> Result<(&[u8], &[u8])> {
-        let body = self.block(data_ref, self.data_checked.get(ordinal))?;
+        let body = self.block(data_ref, self.data_checked.get(ordinal), Access::InOrder)?;
         let start = usize::try_from(data_ref.offset).unwrap_or(usize::MAX);
         let framed = self
             .map
@@ -262,6 +294,17 @@ impl Snapshot {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        // A key below the first one is in no block, so none is read: a lookup in a
+        // collection the snapshot has no entry of, before every other (the writer
+        // open's look for an interrupted indexing run, in a store of fingerprints only,
+        // cost three cold page faults).
+        if self
+            .top
+            .first()
+            .is_none_or(|first| key < first.first_key.as_slice())
+        {
+            return Ok(None);
+        }
         let mut cursor = self.seek(key)?;
         match cursor.next_entry()? {
             Some((found, value)) if found == key => Ok(Some(value)),
@@ -282,7 +325,7 @@ impl Snapshot {
                 .partition_point(|r| r.first_key.as_slice() <= start)
                 .saturating_sub(1);
         }
-        cursor.load_data()?;
+        cursor.load_data(Access::Lookup)?;
         cursor.skip_within_block(start)?;
         while let Some(key) = cursor.peek_key()? {
             if key >= start {
@@ -390,7 +433,7 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    fn load_data(&mut self) -> Result<()> {
+    fn load_data(&mut self, access: Access) -> Result<()> {
         self.body = &[];
         self.pos = 0;
         self.key.clear();
@@ -402,9 +445,9 @@ impl<'a> Cursor<'a> {
         let ordinal = usize::try_from(first_block)
             .unwrap_or(usize::MAX)
             .saturating_add(self.data_at);
-        self.body = self
-            .snapshot
-            .block(data_ref, self.snapshot.data_checked.get(ordinal))?;
+        self.body =
+            self.snapshot
+                .block(data_ref, self.snapshot.data_checked.get(ordinal), access)?;
         self.body_offset = data_ref.offset;
         self.ordinal = ordinal;
         Ok(())
@@ -442,7 +485,7 @@ impl<'a> Cursor<'a> {
                 return Ok(false);
             }
         }
-        self.load_data()?;
+        self.load_data(Access::InOrder)?;
         Ok(true)
     }
 

@@ -28,6 +28,19 @@ impl Mapped {
         }
     }
 
+    /// Hints that `len` bytes at `start` are about to be read: the kernel starts reading
+    /// their pages now, together, so a cold range over several pages costs one wait
+    /// instead of one page fault after another (`madvise(MADV_WILLNEED)`). Clamped to
+    /// the view; nothing for owned bytes.
+    pub fn will_need(&self, start: usize, len: usize) {
+        if let Inner::Map(map) = &self.0 {
+            let len = len.min(map.len().saturating_sub(start));
+            if len > 0 {
+                let _ = map.advise_range(memmap2::Advice::WillNeed, start, len);
+            }
+        }
+    }
+
     /// A view over owned bytes.
     pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
         Mapped(Inner::Owned(bytes.into()))
