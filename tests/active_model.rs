@@ -9,23 +9,13 @@
     reason = "tests fail loudly"
 )]
 
+mod common;
+
+use common::Rng;
 use std::collections::BTreeMap;
 
 use walstore::model::op::KvState;
 use walstore::state::{ReplayBatch, Version};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn key(i: u64) -> Vec<u8> {
     // Two "prefix groups" so prefix scans are exercised.
@@ -71,7 +61,7 @@ fn check(version: &Version, model: &Model, keys: u64, ctx: &str) {
 #[test]
 fn version_with_two_tier_active_matches_a_model() {
     for seed in 1..=40u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed);
         let keys = [20, 40, 200][(seed % 3) as usize];
         let mut version = Version::default();
         let mut model = Model::new();

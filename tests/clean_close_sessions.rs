@@ -12,6 +12,9 @@
     reason = "tests fail loudly"
 )]
 
+mod common;
+
+use common::Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,16 +24,6 @@ use walstore::{Durability, Options, Store, Value};
 
 const DIR: &str = "/sessions/store";
 const KEYS: u64 = 12;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn options(sim: &SimStorage, background: bool) -> Options {
     Store::options()
@@ -85,7 +78,7 @@ fn commit(
 fn run_seed(seed: u64, background: bool) -> u64 {
     let mut skipped = 0;
     let sim = SimStorage::new(seed);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let mut history: History = vec![BTreeMap::new()];
     let mut floor = 0u64;
     for session in 0..60 {

@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -154,24 +156,12 @@ fn mixed_groups_reopen_on_the_file_system() {
     assert_eq!(report.lsn, 120);
 }
 
-/// A xorshift generator: the test's own, so that its sequence never changes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Commits one config value of a random size (half of them under 120 bytes, so many
 /// groups start and end in one sector), durable or not. Returns `(lsn, value)`.
 fn commit_random(store: &Store, rng: &mut Rng, durable: bool) -> (u64, String) {
-    let len = match rng.next() % 2 {
-        0 => rng.next() % 120,
-        _ => rng.next() % 2_500,
+    let len = match rng.next_u64() % 2 {
+        0 => rng.next_u64() % 120,
+        _ => rng.next_u64() % 2_500,
     } as usize;
     let lsn = store.lsn() + 1;
     let value: String = format!("{lsn}:")
@@ -211,7 +201,7 @@ fn check(store: &Store, expected: &BTreeMap<u64, String>, acknowledged: u64, wha
 fn appends_after_a_torn_tail_survive_another_power_loss() {
     for block_bytes in [512, 4096] {
         for seed in 1..150u64 {
-            let mut rng = Rng(seed * 0x9E37_79B9 + 1);
+            let mut rng = Rng::new(seed);
             let sim = SimStorage::new(seed);
             sim.set_direct_block_bytes(block_bytes);
             let mut expected = BTreeMap::new();
@@ -219,15 +209,15 @@ fn appends_after_a_torn_tail_survive_another_power_loss() {
             let store = options(Arc::new(sim.clone()), true)
                 .open(DIR)
                 .expect("open");
-            for _ in 0..rng.next() % 12 {
-                let durable = rng.next().is_multiple_of(3);
+            for _ in 0..rng.next_u64() % 12 {
+                let durable = rng.next_u64().is_multiple_of(3);
                 let (lsn, value) = commit_random(&store, &mut rng, durable);
                 expected.insert(lsn, value);
                 if durable {
                     acknowledged = lsn;
                 }
             }
-            for _ in 0..1 + rng.next() % 4 {
+            for _ in 0..1 + rng.next_u64() % 4 {
                 let (lsn, value) = commit_random(&store, &mut rng, false);
                 expected.insert(lsn, value);
             }
@@ -240,8 +230,8 @@ fn appends_after_a_torn_tail_survive_another_power_loss() {
             check(&store, &expected, acknowledged, &format!("{what}, first"));
             let recovered = store.lsn();
             expected.retain(|&lsn, _| lsn <= recovered);
-            for _ in 0..1 + rng.next() % 12 {
-                let durable = !rng.next().is_multiple_of(3);
+            for _ in 0..1 + rng.next_u64() % 12 {
+                let durable = !rng.next_u64().is_multiple_of(3);
                 let (lsn, value) = commit_random(&store, &mut rng, durable);
                 expected.insert(lsn, value);
                 if durable {

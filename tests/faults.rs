@@ -13,6 +13,16 @@ use common::{Backend, commit_step, dump};
 use walstore::storage::sim::{CallKind, CrashMode, Fault, FaultKind};
 use walstore::{Error, Value};
 
+/// Fails (or panics) the `at_call`-th call of kind `only` from now on, once.
+fn inject_once(sim: &walstore::storage::SimStorage, kind: FaultKind, only: CallKind, at_call: u64) {
+    sim.inject(Fault {
+        at_call,
+        kind,
+        persistent: false,
+        only: Some(only),
+    });
+}
+
 fn sim_backend() -> (Backend, walstore::storage::SimStorage) {
     let backend = Backend::sim(11);
     let sim = backend.sim.clone().expect("sim");
@@ -33,12 +43,7 @@ fn failed_fsync_poisons_and_is_never_retried() {
         commit_step(&store, i);
     }
     let acknowledged = dump(&store);
-    sim.inject(Fault {
-        at_call: 1,
-        kind: FaultKind::Eio,
-        persistent: false,
-        only: Some(CallKind::SyncData),
-    });
+    inject_once(&sim, FaultKind::Eio, CallKind::SyncData, 1);
     let failed = commit_meta(&store, "x", 1);
     assert!(
         matches!(
@@ -233,12 +238,7 @@ fn a_failed_automatic_checkpoint_does_not_fail_the_durable_commit() {
         .expect("open");
     commit_step(&store, 1);
     assert!(store.last_automatic_checkpoint_error().is_none());
-    sim.inject(Fault {
-        at_call: 1,
-        kind: FaultKind::Enospc,
-        persistent: false,
-        only: Some(CallKind::Create),
-    });
+    inject_once(&sim, FaultKind::Enospc, CallKind::Create, 1);
     assert_eq!(
         commit_meta(&store, "a", 1).expect("the commit is durable"),
         2
@@ -264,8 +264,7 @@ fn a_failed_automatic_checkpoint_does_not_fail_the_durable_commit() {
 
 /// A panic on the writer's background thread (a bug, injected at its first write-back:
 /// only the paced writes of snapshots and spare segments make those) is contained: the
-/// store is poisoned and says why, nothing acknowledged is lost,
-/// and the store reopens.
+/// store is poisoned and says why, nothing acknowledged is lost, and the store reopens.
 #[test]
 fn a_panic_in_the_background_checkpoint_poisons_and_loses_nothing() {
     let (backend, sim) = sim_backend();
@@ -274,12 +273,7 @@ fn a_panic_in_the_background_checkpoint_poisons_and_loses_nothing() {
         .checkpoint_wal_bytes(2 * 1024)
         .open(&backend.dir)
         .expect("open");
-    sim.inject(Fault {
-        at_call: 1,
-        kind: FaultKind::Panic,
-        persistent: false,
-        only: Some(CallKind::WriteBack),
-    });
+    inject_once(&sim, FaultKind::Panic, CallKind::WriteBack, 1);
     let mut acknowledged = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while store.last_automatic_checkpoint_error().is_none() {
@@ -324,12 +318,7 @@ fn a_panic_while_writing_a_group_fails_it_and_hangs_nothing() {
     for i in 0..5 {
         commit_meta(&store, &format!("k{i}"), i).expect("commit");
     }
-    sim.inject(Fault {
-        at_call: 3,
-        kind: FaultKind::Panic,
-        persistent: false,
-        only: Some(CallKind::SyncData),
-    });
+    inject_once(&sim, FaultKind::Panic, CallKind::SyncData, 3);
     // Detached threads and a deadline: a leadership never handed back fails the test
     // instead of hanging it.
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -401,12 +390,7 @@ fn a_panic_in_sync_fails_it_and_hangs_nothing() {
         .open(&backend.dir)
         .expect("open");
     commit_meta(&store, "a", 1).expect("commit");
-    sim.inject(Fault {
-        at_call: 1,
-        kind: FaultKind::Panic,
-        persistent: false,
-        only: Some(CallKind::SyncData),
-    });
+    inject_once(&sim, FaultKind::Panic, CallKind::SyncData, 1);
     assert!(matches!(store.sync(), Err(Error::Panicked(_))));
     assert!(matches!(commit_meta(&store, "b", 2), Err(Error::Poisoned)));
     assert!(matches!(store.sync(), Err(Error::Poisoned)));
@@ -430,12 +414,7 @@ fn a_panic_in_work_after_a_commit_does_not_fail_the_commit() {
         .open(&backend.dir)
         .expect("open");
     // The first fdatasync is the commit's; the second, the spare segment's after it.
-    sim.inject(Fault {
-        at_call: 2,
-        kind: FaultKind::Panic,
-        persistent: false,
-        only: Some(CallKind::SyncData),
-    });
+    inject_once(&sim, FaultKind::Panic, CallKind::SyncData, 2);
     assert_eq!(commit_meta(&store, "k", 1).expect("durable, so Ok"), 1);
     assert!(store.is_poisoned());
     assert!(matches!(store.poison_cause(), Some(Error::Panicked(_))));

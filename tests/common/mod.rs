@@ -135,3 +135,25 @@ pub fn dump(store: &Store) -> String {
     out += &format!("stats {:?}\n", read.fts_stats().expect("stats"));
     out
 }
+
+/// A xorshift generator: the tests' own, so that a seed's sequence never changes.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is mapped away).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
