@@ -39,6 +39,15 @@ const N: u64 = 1_000_000;
 const LATENCY_ROUNDS: usize = 5;
 const LATENCY_ROUND: Duration = Duration::from_secs(1);
 
+/// Sets its flag when dropped, panicking or not.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 fn touch(store: &Store, i: u64, durability: Durability) {
     let k = (i * 7_919) % N;
     let mut txn = store.begin_write();
@@ -179,6 +188,9 @@ fn checkpoint(c: &mut Criterion) {
                 into.push(started.elapsed());
             }
         };
+        // A failed commit below must still stop the checkpointer, or the scope would
+        // wait for it for ever instead of reporting the failure.
+        let _stop_on_exit = StopOnDrop(&stop);
         for _ in 0..LATENCY_ROUNDS {
             active.store(false, Ordering::SeqCst);
             drop(running.lock());
