@@ -56,6 +56,22 @@ pub(crate) fn partition_point(
     low
 }
 
+/// Runs `work`; a panic in it (a bug) becomes `None` instead of unwinding further. For
+/// work whose caller holds shared state that others wait on (a commit group's
+/// leadership, the background thread): it must be handed back, not lost to an unwind.
+pub(crate) fn unwound<T>(work: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).ok()
+}
+
+/// [`unwound`] for work that returns a result: a panic becomes
+/// [`crate::Error::Panicked`]`(what)`.
+pub(crate) fn catching<T>(
+    what: &'static str,
+    work: impl FnOnce() -> crate::Result<T>,
+) -> crate::Result<T> {
+    unwound(work).unwrap_or(Err(crate::Error::Panicked(what)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -307,10 +307,7 @@ impl Inner {
     /// half done, so it poisons the store, as a failed write does, and is reported like
     /// a failed checkpoint (`Store::last_automatic_checkpoint_error`). `false` if so.
     pub(crate) fn run_work_contained(&self, work: super::Work, pacing: Pacing) -> bool {
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.run_work(work, pacing);
-        }));
-        if ran.is_ok() {
+        if crate::util::unwound(|| self.run_work(work, pacing)).is_some() {
             return true;
         }
         let error = Error::Panicked("a checkpoint or spare segment the writer ran on its own");

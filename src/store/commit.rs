@@ -46,6 +46,7 @@ use crate::model::op::KvState;
 use crate::recovery::kv_batch;
 use crate::state::Version;
 use crate::state::{self, ReplayBatch};
+use crate::util::{catching, unwound};
 use crate::wal::record;
 use crate::wal::segment::ActiveSegment;
 
@@ -389,13 +390,12 @@ impl Inner {
         let synced_offset = log.synced_offset;
         let result = MutexGuard::unlocked(&mut log, || {
             // A panic must not leave the leadership taken for ever (see `lead`).
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            catching("syncing the log", || {
                 segment.file.sync_data().map_err(|e| {
                     discard_unsynced(&segment, synced_offset);
                     Error::io("fdatasync", &segment.path, e)
                 })
-            }))
-            .unwrap_or(Err(Error::Panicked("syncing the log")))
+            })
         });
         let written_offset = segment.write_offset;
         log.segment = Some(segment);
@@ -524,15 +524,15 @@ impl Inner {
             // A panic (a bug) would leave the leadership taken for ever, and every other
             // committer, `sync` and the store's drop waiting for it: it fails the group
             // and poisons the store instead, as a failed write does.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            unwound(|| {
                 let (written, applied, took) =
                     self.write_and_apply(&mut segment, &batch, &plan, &mut working, &queued);
                 if written.is_ok() {
                     self.publish_head(last);
                 }
                 (written, applied, took)
-            }))
-            .unwrap_or_else(|_| {
+            })
+            .unwrap_or_else(|| {
                 let panicked = || Error::Panicked("writing a commit group");
                 (Err(panicked()), Err(panicked()), Duration::ZERO)
             })
@@ -564,9 +564,11 @@ impl Inner {
                     }
                     // Under the mutex: a panic would leave the leadership taken for ever,
                     // so it fails the group (and poisons) instead.
-                    Ok(()) => catching(|| match bulk::blind_ops(&queued) >= bulk::RUN_OPS {
-                        true => bulk::apply_as_run(&mut log.working, &queued, || None),
-                        false => apply(&mut log.working, &queued),
+                    Ok(()) => catching(APPLYING, || {
+                        match bulk::blind_ops(&queued) >= bulk::RUN_OPS {
+                            true => bulk::apply_as_run(&mut log.working, &queued, || None),
+                            false => apply(&mut log.working, &queued),
+                        }
                     }),
                     Err(error) => Err(error),
                 };
@@ -661,7 +663,7 @@ impl Inner {
         let (written, took) = timed_write(segment);
         let applied = match written {
             // A panic would leave the leadership taken for ever: it fails the group.
-            Ok(_) => catching(|| apply(working, queued)),
+            Ok(_) => catching(APPLYING, || apply(working, queued)),
             Err(_) => Ok(()),
         };
         (written, applied, took)
@@ -671,7 +673,8 @@ impl Inner {
     /// a failure only delays them, so it is not an error of the commit.
     fn publish_head(&self, lsn: u64) {
         if let Some(head) = &self.head {
-            let _ = head.write_all_at(&super::head::encode(self.store_id, lsn), 0);
+            let live = super::head::Head::live(self.store_id, lsn).encode();
+            let _ = head.write_all_at(live.as_bytes(), 0);
         }
     }
 
@@ -693,7 +696,7 @@ impl Inner {
                 lsn: log.durable_lsn,
                 closed: Some(stamp),
             };
-            let _ = head.write_all_at(&closed.encode(), 0);
+            let _ = head.write_all_at(closed.encode().as_bytes(), 0);
         }
     }
 
@@ -793,11 +796,10 @@ fn write_and_apply_run(
                 let mut below = working.stack.clone();
                 spawn("walstore-merge")
                     .spawn_scoped(scope, move || {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        unwound(|| {
                             state::normalize(&mut below, room);
                             below
-                        }))
-                        .ok()
+                        })
                     })
                     .ok()
             });
@@ -818,7 +820,7 @@ fn write_and_apply_run(
     }
     let (written, took) = timed_write(segment);
     let applied = match written {
-        Ok(_) => catching(|| bulk::apply_as_run(working, queued, || None)),
+        Ok(_) => catching(APPLYING, || bulk::apply_as_run(working, queued, || None)),
         Err(_) => Ok(()),
     };
     (written, applied, took)
@@ -997,16 +999,12 @@ fn apply_txn(working: &mut Version, payload: &Payload, changes: &mut ReplayBatch
     Ok(())
 }
 
-/// What a panicking apply becomes: it fails the group (and poisons the store) instead of
+/// What a panicking apply is: it fails the group (and poisons the store) instead of
 /// leaving the leadership taken for ever.
-fn apply_panicked() -> Error {
-    Error::Panicked("applying a commit group")
-}
+const APPLYING: &str = "applying a commit group";
 
-/// Runs an apply, a panic becoming [`apply_panicked`].
-fn catching(apply: impl FnOnce() -> Result<()>) -> Result<()> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
-        .unwrap_or_else(|_| Err(apply_panicked()))
+fn apply_panicked() -> Error {
+    Error::Panicked(APPLYING)
 }
 
 /// Wakes the next leader first (it starts the next group), then a group's committers.

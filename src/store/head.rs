@@ -60,25 +60,59 @@ pub struct Head {
     pub closed: Option<FileStamp>,
 }
 
+/// A `HEAD` as written: [`HEAD_LIVE_BYTES`] or [`HEAD_CLOSED_BYTES`] of a fixed buffer
+/// (a live one is written after every group: no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct Encoded {
+    buf: [u8; HEAD_CLOSED_BYTES],
+    len: usize,
+}
+
+impl Encoded {
+    /// The bytes to write at offset 0.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
 impl Head {
-    /// Encodes the file's contents: [`HEAD_LIVE_BYTES`] or [`HEAD_CLOSED_BYTES`] long.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEAD_CLOSED_BYTES);
-        out.extend_from_slice(match self.closed {
-            Some(_) => &MAGIC_CLOSED,
-            None => &MAGIC_LIVE,
-        });
-        out.extend_from_slice(&self.store_id);
-        out.extend_from_slice(&self.lsn.to_le_bytes());
-        if let Some(stamp) = self.closed {
-            out.extend_from_slice(&stamp.dev.to_le_bytes());
-            out.extend_from_slice(&stamp.ino.to_le_bytes());
-            out.extend_from_slice(&stamp.changed_ns.to_le_bytes());
+    /// What a live writer at `lsn` writes.
+    pub fn live(store_id: StoreId, lsn: u64) -> Head {
+        Head {
+            store_id,
+            lsn,
+            closed: None,
         }
-        let crc = checksum(&[&out]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        debug_assert!(matches!(out.len(), HEAD_LIVE_BYTES | HEAD_CLOSED_BYTES));
-        out
+    }
+
+    /// Encodes the file's contents.
+    pub fn encode(&self) -> Encoded {
+        use std::io::Write;
+        let mut buf = [0u8; HEAD_CLOSED_BYTES];
+        let fields_len = {
+            let mut rest: &mut [u8] = &mut buf;
+            let magic = match self.closed {
+                Some(_) => &MAGIC_CLOSED,
+                None => &MAGIC_LIVE,
+            };
+            // Writes into a slice long enough for every layout cannot fail.
+            let _ = rest.write_all(magic);
+            let _ = rest.write_all(&self.store_id);
+            let _ = rest.write_all(&self.lsn.to_le_bytes());
+            if let Some(stamp) = self.closed {
+                let _ = rest.write_all(&stamp.dev.to_le_bytes());
+                let _ = rest.write_all(&stamp.ino.to_le_bytes());
+                let _ = rest.write_all(&stamp.changed_ns.to_le_bytes());
+            }
+            HEAD_CLOSED_BYTES - rest.len()
+        };
+        let crc = checksum(&[buf.get(..fields_len).unwrap_or_default()]);
+        if let Some(at) = buf.get_mut(fields_len..fields_len + 4) {
+            at.copy_from_slice(&crc.to_le_bytes());
+        }
+        let len = fields_len + 4;
+        debug_assert!(matches!(len, HEAD_LIVE_BYTES | HEAD_CLOSED_BYTES));
+        Encoded { buf, len }
     }
 
     /// Decodes it, or `None` if absent, short or failing its checks. Bytes after the
@@ -112,33 +146,33 @@ impl Head {
     }
 }
 
-/// Encodes a live writer's `HEAD` (after every group: no allocation).
-pub fn encode(store_id: StoreId, lsn: u64) -> [u8; HEAD_LIVE_BYTES] {
-    let mut out = [0u8; HEAD_LIVE_BYTES];
-    let (fields, crc) = out.split_at_mut(HEAD_LIVE_BYTES - 4);
-    let (magic, rest) = fields.split_at_mut(8);
-    let (id, lsn_bytes) = rest.split_at_mut(16);
-    magic.copy_from_slice(&MAGIC_LIVE);
-    id.copy_from_slice(&store_id);
-    lsn_bytes.copy_from_slice(&lsn.to_le_bytes());
-    crc.copy_from_slice(&checksum(&[fields]).to_le_bytes());
-    out
+/// Opens the writer's existing `HEAD` for reading and writing (nothing is created: an
+/// open that then fails leaves the directory as it was). `None` if there is none.
+pub fn open_existing(storage: &dyn Storage, dir: &Path) -> Option<Box<dyn StorageFile>> {
+    storage
+        .open_file(&dir.join(HEAD_FILE), OpenMode::ReadWrite)
+        .ok()
 }
 
-/// Opens (creating if needed) the writer's `HEAD` and writes `lsn` into it, as live.
-/// `None` if that failed.
+/// Writes `lsn` as live into the writer's `HEAD`: `existing` (from [`open_existing`]),
+/// else the file opened or created now. `None` if that failed.
 pub fn open_for_writer(
     storage: &dyn Storage,
     dir: &Path,
+    existing: Option<Box<dyn StorageFile>>,
     store_id: StoreId,
     lsn: u64,
 ) -> Option<Box<dyn StorageFile>> {
     let path = dir.join(HEAD_FILE);
-    let file = storage
-        .open_file(&path, OpenMode::ReadWrite)
-        .or_else(|_| storage.open_file(&path, OpenMode::CreateNew))
+    let file = match existing {
+        Some(file) => file,
+        None => storage
+            .open_file(&path, OpenMode::ReadWrite)
+            .or_else(|_| storage.open_file(&path, OpenMode::CreateNew))
+            .ok()?,
+    };
+    file.write_all_at(Head::live(store_id, lsn).encode().as_bytes(), 0)
         .ok()?;
-    file.write_all_at(&encode(store_id, lsn), 0).ok()?;
     Some(file)
 }
 
@@ -152,6 +186,11 @@ pub fn read_head(storage: &dyn Storage, dir: &Path) -> Option<Head> {
     let file = storage
         .open_file(&dir.join(HEAD_FILE), OpenMode::Read)
         .ok()?;
+    read_from(file.as_ref())
+}
+
+/// Reads `HEAD` from an open handle.
+pub fn read_from(file: &dyn StorageFile) -> Option<Head> {
     let len = usize::try_from(file.len().ok()?)
         .ok()?
         .min(HEAD_CLOSED_BYTES);

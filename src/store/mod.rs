@@ -169,10 +169,14 @@ impl Store {
             head::read(storage.as_ref(), dir).map_or(0, |(_, lsn)| lsn)
         };
         // Whether the last writer closed cleanly (head.rs): read before recovery decides
-        // whether the open-time syncs are needed.
-        let closed = writer
-            .then(|| head::read_head(storage.as_ref(), dir))
-            .flatten()
+        // whether the open-time syncs are needed, through the handle the writer then
+        // rewrites it with.
+        let head_file = writer
+            .then(|| head::open_existing(storage.as_ref(), dir))
+            .flatten();
+        let closed = head_file
+            .as_deref()
+            .and_then(head::read_from)
             .filter(|head| head.closed.is_some());
         let recovered =
             recovery::recover_up_to(storage.as_ref(), dir, &options, writer, limit, closed)?;
@@ -182,6 +186,7 @@ impl Store {
             head::open_for_writer(
                 storage.as_ref(),
                 dir,
+                head_file,
                 recovered.store_id,
                 recovered.version.lsn,
             )
