@@ -170,7 +170,7 @@ fn eio_at_every_call_of_a_small_workload_never_loses_acknowledged_commits() {
                 store.lsn()
             );
             if acknowledged > 0 {
-                assert!(store.read().meta("step").expect("read").is_some());
+                assert!(meta(&store, "step").is_some());
             }
         }
     }
@@ -216,6 +216,11 @@ fn directory_removed_in_the_simulator_fails_the_next_commit() {
 }
 
 /// Commits one metadata write.
+/// The metadata value of `key` in `store`'s current state.
+fn meta(store: &walstore::Store, key: &str) -> Option<Value> {
+    store.read().meta(key).expect("read")
+}
+
 fn commit_meta(store: &walstore::Store, key: &str, value: i64) -> walstore::Result<u64> {
     let mut txn = store.begin_write();
     txn.set_meta(key, value);
@@ -256,10 +261,7 @@ fn a_failed_automatic_checkpoint_does_not_fail_the_durable_commit() {
     drop(store);
     let store = backend.open();
     assert_eq!(store.lsn(), 3);
-    assert_eq!(
-        store.read().meta("a").expect("read"),
-        Some(walstore::Value::from(1i64))
-    );
+    assert_eq!(meta(&store, "a"), Some(Value::from(1i64)));
 }
 
 /// A panic on the writer's background thread (a bug, injected at its first write-back:
@@ -298,7 +300,7 @@ fn a_panic_in_the_background_checkpoint_poisons_and_loses_nothing() {
     for i in 0..acknowledged {
         assert_eq!(
             store.read().meta(&format!("k{i}")).expect("read"),
-            Some(walstore::Value::from(i)),
+            Some(Value::from(i)),
             "k{i}"
         );
     }
@@ -365,18 +367,12 @@ fn a_panic_while_writing_a_group_fails_it_and_hangs_nothing() {
     let store = backend.open();
     for (key, outcome) in &outcomes {
         match outcome {
-            Ok(_) => assert!(
-                store.read().meta(key).expect("read").is_some(),
-                "acknowledged {key} survived"
-            ),
+            Ok(_) => assert!(meta(&store, key).is_some(), "acknowledged {key} survived"),
             Err(Error::Panicked(_) | Error::Poisoned) => {}
             Err(other) => panic!("{key}: unexpected {other}"),
         }
     }
-    assert_eq!(
-        store.read().meta("k4").expect("read"),
-        Some(walstore::Value::from(4i64))
-    );
+    assert_eq!(meta(&store, "k4"), Some(Value::from(4i64)));
 }
 
 /// The same in `Store::sync`, which leads a sync of its own when no group is in flight.
@@ -396,10 +392,7 @@ fn a_panic_in_sync_fails_it_and_hangs_nothing() {
     assert!(matches!(store.sync(), Err(Error::Poisoned)));
     drop(store);
     let store = backend.open();
-    assert_eq!(
-        store.read().meta("a").expect("read"),
-        Some(walstore::Value::from(1i64))
-    );
+    assert_eq!(meta(&store, "a"), Some(Value::from(1i64)));
 }
 
 /// Without a background thread, a commit runs the spare segment and automatic
@@ -424,8 +417,5 @@ fn a_panic_in_work_after_a_commit_does_not_fail_the_commit() {
     ));
     drop(store);
     let store = backend.open();
-    assert_eq!(
-        store.read().meta("k").expect("read"),
-        Some(walstore::Value::from(1i64))
-    );
+    assert_eq!(meta(&store, "k"), Some(Value::from(1i64)));
 }
