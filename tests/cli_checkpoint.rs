@@ -21,34 +21,42 @@ fn checkpoints_write_snapshots_and_drop_covered_wal() {
     assert!(segments_before.len() > 3, "{segments_before:?}");
     let state = dump(&dir);
 
-    let run = walstore(&["checkpoint", s(&dir)]).ok();
-    assert!(run.stdout.contains("at lsn 60"), "{run:?}");
+    let report = walstore(&["checkpoint", s(&dir), "--json"]).ok().json();
+    assert_eq!(report["lsn"], 60);
+    assert_eq!(report["written"], true);
     assert_eq!(names_ending(&dir, ".snap"), ["00000000000000000060.snap"]);
     assert_eq!(dump(&dir), state);
+    // Every segment the snapshot covers is gone; the checkpoint started the next one.
+    assert_eq!(report["segments_deleted"], segments_before.len());
+    assert_eq!(names_ending(&dir, ".wal"), ["00000000000000000061.wal"]);
+    walstore(&["verify", s(&dir)]).ok();
 
+    // With --keep-fallback, the previous snapshot and the WAL since it stay.
     let lines: String = (61..=62).map(cli_common::set_meta_line).collect();
     cli_common::import(&dir, &lines).ok();
-    let report = walstore(&["checkpoint", s(&dir), "--json"]).ok().json();
+    let report = walstore(&["checkpoint", s(&dir), "--json", "--keep-fallback"])
+        .ok()
+        .json();
     assert_eq!(report["lsn"], 62);
-    assert_eq!(report["written"], true);
+    assert_eq!(report["segments_deleted"], 0);
     assert_eq!(
         names_ending(&dir, ".snap"),
         ["00000000000000000060.snap", "00000000000000000062.snap"]
     );
-    let segments_after = names_ending(&dir, ".wal");
-    assert!(
-        segments_after.len() < segments_before.len(),
-        "{segments_after:?}"
+    assert_eq!(
+        names_ending(&dir, ".wal"),
+        ["00000000000000000061.wal", "00000000000000000063.wal"]
     );
-    assert!(!segments_after.contains(&segments_before[0]));
-    // Checkpoints also start new segments, so count the deleted ones by name.
-    let deleted = segments_before
-        .iter()
-        .filter(|name| !segments_after.contains(name))
-        .count();
-    assert_eq!(report["segments_deleted"], deleted);
     walstore(&["verify", s(&dir)]).ok();
-    assert_eq!(dump(&dir)["lsn"], 62);
+
+    // Without it, the next checkpoint drops that fallback.
+    cli_common::import(&dir, &cli_common::set_meta_line(63)).ok();
+    let report = walstore(&["checkpoint", s(&dir), "--json"]).ok().json();
+    assert_eq!(report["lsn"], 63);
+    assert_eq!(names_ending(&dir, ".snap"), ["00000000000000000063.snap"]);
+    assert_eq!(names_ending(&dir, ".wal"), ["00000000000000000064.wal"]);
+    walstore(&["verify", s(&dir)]).ok();
+    assert_eq!(dump(&dir)["lsn"], 63);
 }
 
 #[test]

@@ -156,12 +156,29 @@ fn checkpoint_every_n_writes_snapshots() {
         lines.as_bytes(),
     )
     .ok();
-    // Checkpoints at lsn 2 and 4; both kept (the previous snapshot stays for fallback).
+    // Checkpoints at lsn 2 and 4; only the newest kept.
+    assert_eq!(names_ending(&dir, ".snap"), ["00000000000000000004.snap"]);
+    assert_eq!(dump(&dir)["lsn"], 5);
+    walstore(&["verify", s(&dir)]).ok();
+
+    // With --keep-fallback, the previous snapshot stays too.
+    let lines: String = (6..=9).map(cli_common::set_meta_line).collect();
+    walstore_stdin(
+        &[
+            "import",
+            s(&dir),
+            "--checkpoint-every",
+            "2",
+            "--keep-fallback",
+        ],
+        lines.as_bytes(),
+    )
+    .ok();
     assert_eq!(
         names_ending(&dir, ".snap"),
-        ["00000000000000000002.snap", "00000000000000000004.snap"]
+        ["00000000000000000007.snap", "00000000000000000009.snap"]
     );
-    assert_eq!(dump(&dir)["lsn"], 5);
+    assert_eq!(dump(&dir)["lsn"], 9);
     walstore(&["verify", s(&dir)]).ok();
 }
 

@@ -12,7 +12,10 @@ mod cli_common;
 
 use std::path::{Path, PathBuf};
 
-use cli_common::{contents, dump, flip_byte, import_n, last_segment, records, s, walstore};
+use cli_common::{
+    assert_one_error_line, contents, dump, flip_byte, import_n, last_segment, many_segments,
+    records, s, walstore,
+};
 
 /// A store with `k1..k6` whose record of lsn 2 is damaged; returns the segment, the
 /// damaged record's offset and the segment's bytes after the damage.
@@ -228,4 +231,41 @@ fn damaged_snapshots_with_nothing_to_fall_back_on_are_corruption() {
         assert!(run.stderr.contains("corrupt"), "{args:?}: {run:?}");
         assert_eq!(contents(&dir), before, "{args:?} changed the store");
     }
+}
+
+#[test]
+fn recover_checks_every_snapshot_block_and_falls_back_from_a_damaged_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    cli_common::two_checkpoints(&dir);
+    let state = dump(&dir);
+    // A data block, not the header, footer or top index that every open checks.
+    flip_byte(&dir.join("00000000000000000062.snap"), 64 + 5);
+    let run = walstore(&["recover", s(&dir)]).ok();
+    assert!(run.stdout.contains("snapshot fallback"), "{run:?}");
+    assert!(
+        dir.join("quarantine/00000000000000000062.snap").exists(),
+        "{run:?}"
+    );
+    assert_eq!(dump(&dir), state);
+    walstore(&["verify", s(&dir)]).ok();
+}
+
+#[test]
+fn recover_reports_a_damaged_block_with_no_fallback_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    many_segments(&dir, 60);
+    walstore(&["checkpoint", s(&dir)]).ok();
+    let snapshot = dir.join("00000000000000000060.snap");
+    flip_byte(&snapshot, 64 + 5);
+    let before = contents(&dir);
+    let run = walstore(&["recover", s(&dir)]).fails(1);
+    assert_one_error_line(&run);
+    assert!(run.stderr.contains("corrupt"), "{run:?}");
+    assert!(
+        run.stderr.contains("00000000000000000060.snap"),
+        "names the damaged snapshot: {run:?}"
+    );
+    assert_eq!(contents(&dir), before, "a failed recover changed the store");
 }

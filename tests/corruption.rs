@@ -32,11 +32,14 @@ use walstore::{Error, Options, ProblemKind, RecoveryMode, Store};
 const DIR: &str = "/corrupt/store";
 
 /// Small segments, so that a small store has several; checkpoints are explicit.
+/// Options of every open here. A fallback is kept: the sweeps damage the newest snapshot
+/// and expect recovery to fall back to the previous one.
 fn options(sim: &SimStorage) -> Options {
     Store::options()
         .storage(Arc::new(sim.clone()))
         .segment_bytes(4096)
         .checkpoint_wal_bytes(0)
+        .keep_fallback(true)
 }
 
 /// A store with two snapshots and several segments, from a seeded workload over every

@@ -282,6 +282,7 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
         let store = backend
             .options()
             .checkpoint_wal_bytes(0)
+            .keep_fallback(true)
             .open(&backend.dir)
             .expect("open");
         for i in 1..=30 {

@@ -1,6 +1,7 @@
-//! What a checkpoint keeps: by default the previous snapshot and the WAL since it (a
-//! fallback); with `keep_fallback(false)`, only the new snapshot and the WAL after it,
-//! and a damaged snapshot is then reported, never replaced by an older state.
+//! What a checkpoint keeps: by default (`keep_fallback(false)`) only the new snapshot and
+//! the WAL after it, and a damaged snapshot is then reported, never replaced by an older
+//! state; with `keep_fallback(true)`, also the previous snapshot and the WAL since it (a
+//! fallback).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -15,14 +16,16 @@ use common::{Backend, commit_step, dump, for_each_backend};
 use walstore::Error;
 
 /// Commits 3 × 40 steps with a checkpoint after each 40; returns the last step.
-fn history(backend: &Backend, keep_fallback: bool) -> (u64, String) {
-    let store = backend
+/// `keep_fallback`: `None` leaves the option at its default.
+fn history(backend: &Backend, keep_fallback: Option<bool>) -> (u64, String) {
+    let mut options = backend
         .options()
         .segment_bytes(4096)
-        .checkpoint_wal_bytes(0)
-        .keep_fallback(keep_fallback)
-        .open(&backend.dir)
-        .expect("open");
+        .checkpoint_wal_bytes(0);
+    if let Some(keep) = keep_fallback {
+        options = options.keep_fallback(keep);
+    }
+    let store = options.open(&backend.dir).expect("open");
     let mut i = 0;
     for _ in 0..3 {
         for _ in 0..40 {
@@ -56,8 +59,14 @@ fn bytes_on_disk(backend: &Backend) -> u64 {
 
 #[test]
 fn without_a_fallback_a_checkpoint_keeps_one_snapshot_and_the_wal_after_it() {
+    for keep_fallback in [None, Some(false)] {
+        without_a_fallback(keep_fallback);
+    }
+}
+
+fn without_a_fallback(keep_fallback: Option<bool>) {
     for_each_backend(|backend| {
-        let (_, before) = history(backend, false);
+        let (_, before) = history(backend, keep_fallback);
         let snapshots = lsns(backend, ".snap");
         assert_eq!(snapshots, vec![120], "[{}] only the newest", backend.name);
         let segments = lsns(backend, ".wal");
@@ -72,9 +81,9 @@ fn without_a_fallback_a_checkpoint_keeps_one_snapshot_and_the_wal_after_it() {
 }
 
 #[test]
-fn by_default_the_previous_snapshot_and_the_wal_since_it_are_kept() {
+fn with_a_fallback_the_previous_snapshot_and_the_wal_since_it_are_kept() {
     for_each_backend(|backend| {
-        let (_, before) = history(backend, true);
+        let (_, before) = history(backend, Some(true));
         assert_eq!(lsns(backend, ".snap"), vec![80, 120], "[{}]", backend.name);
         let segments = lsns(backend, ".wal");
         assert!(
@@ -90,9 +99,9 @@ fn by_default_the_previous_snapshot_and_the_wal_since_it_are_kept() {
 #[test]
 fn without_a_fallback_the_store_is_smaller() {
     let with = Backend::sim(21);
-    history(&with, true);
+    history(&with, Some(true));
     let without = Backend::sim(21);
-    history(&without, false);
+    history(&without, None);
     let (with, without) = (bytes_on_disk(&with), bytes_on_disk(&without));
     assert!(
         without < with,
@@ -103,7 +112,7 @@ fn without_a_fallback_the_store_is_smaller() {
 #[test]
 fn without_a_fallback_a_damaged_snapshot_is_reported_not_replaced() {
     for_each_backend(|backend| {
-        let (_, _) = history(backend, false);
+        let (_, _) = history(backend, None);
         let name = backend.names_ending(".snap").pop().expect("a snapshot");
         let mut bytes = backend.read(&name);
         // The footer (the last bytes) is checked at open.
@@ -111,9 +120,22 @@ fn without_a_fallback_a_damaged_snapshot_is_reported_not_replaced() {
         bytes[last] ^= 0x40;
         backend.write(&name, &bytes);
         match backend.options().open(&backend.dir) {
-            Err(Error::Corrupt { reason, .. }) => {
+            // The snapshot's own damage is the error, not the WAL it no longer has.
+            Err(Error::Corrupt {
+                file,
+                offset,
+                reason,
+            }) => {
+                assert_eq!(file, backend.path(&name), "[{}] {reason}", backend.name);
                 assert!(
-                    reason.contains("missing WAL"),
+                    offset >= bytes.len() as u64 - 64,
+                    "[{}] {offset}: in the footer",
+                    backend.name
+                );
+                assert!(
+                    reason.contains(
+                        "nothing to fall back on: no older snapshot and WAL hold lsn 1 to 120"
+                    ),
                     "[{}] {reason}",
                     backend.name
                 );

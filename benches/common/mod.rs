@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use walstore::{Durability, Fingerprint, Store};
 
 /// Bump when the cached data sets under `target/bench-data/` must be rebuilt.
-pub const DATA_VERSION: &str = "v2";
+pub const DATA_VERSION: &str = "v3";
 /// The namespace every bench fingerprint lives in.
 pub const NS: &str = "code";
 /// Upserts per transaction when filling a store.

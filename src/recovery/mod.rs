@@ -72,6 +72,9 @@ struct Ctx<'a> {
     after_clean_close: bool,
     tail: Option<(u64, u64)>,
     damaged_snapshots: Vec<PathBuf>,
+    /// The damage that made recovery skip the newest snapshot: the error to report if
+    /// nothing older holds what it covered (a store that keeps no fallback).
+    newest_damage: Option<Error>,
     sync_error: Option<Error>,
     report: RecoveryReport,
 }
@@ -108,6 +111,7 @@ pub(crate) fn recover_up_to(
         after_clean_close: false,
         tail: None,
         damaged_snapshots: Vec::new(),
+        newest_damage: None,
         sync_error: None,
         report: RecoveryReport::default(),
     };
@@ -217,6 +221,7 @@ impl Ctx<'_> {
                 Err(error @ Error::UnsupportedVersion { .. }) => return Err(error),
                 Err(error @ Error::Corrupt { .. }) => {
                     self.fall_back(&path, error.to_string())?;
+                    self.newest_damage.get_or_insert(error);
                 }
                 Err(error) => return Err(error),
             }
@@ -434,6 +439,24 @@ impl Ctx<'_> {
             None => *store_id = Some(scanned.header.store_id),
         }
         if first_lsn > lsn + 1 {
+            // A skipped snapshot whose WAL is gone: its damage is the cause to report.
+            if let Some(Error::Corrupt {
+                file,
+                offset,
+                reason,
+            }) = &self.newest_damage
+            {
+                return Err(Error::corrupt(
+                    file,
+                    *offset,
+                    format!(
+                        "{reason}; nothing to fall back on: no older snapshot and WAL hold \
+                         lsn {} to {} (a fallback is kept only with keep_fallback(true))",
+                        lsn + 1,
+                        first_lsn - 1
+                    ),
+                ));
+            }
             return Err(Error::corrupt(
                 path,
                 32,

@@ -6,10 +6,10 @@
 //! 2. Without any lock: write `<lsn>.snap.tmp`, fdatasync, rename to `<lsn>.snap`,
 //!    fsync the directory (`snapshot::writer`).
 //! 3. Under the mutex: install the snapshot as the new base and publish.
-//! 4. Delete snapshots older than the previous one, and segments whose records are all
-//!    covered by the previous snapshot; fsync the directory. One older snapshot and the
-//!    WAL since it are kept, so a damaged newest snapshot falls back (recovery case 2).
-//!    With `Options::keep_fallback(false)`, only the new snapshot and the WAL after it.
+//! 4. Delete older snapshots and the segments whose records are all covered by the new
+//!    snapshot; fsync the directory. With `Options::keep_fallback(true)`, one older
+//!    snapshot and the WAL since it are kept instead, so a damaged newest snapshot falls
+//!    back (recovery case 2).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

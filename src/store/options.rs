@@ -61,7 +61,7 @@ impl Default for Options {
             lock_timeout: None,
             verify_snapshot_on_open: false,
             background_checkpoints: true,
-            keep_fallback: true,
+            keep_fallback: false,
             direct_io: true,
         }
     }
@@ -145,13 +145,14 @@ impl Options {
         self
     }
 
-    /// Keep a fallback after each checkpoint (default true): the previous snapshot and the
-    /// WAL since it, so that a newest snapshot found damaged at open falls back to them
-    /// and loses nothing (recovery case 2). With `false`, a checkpoint keeps only the new
-    /// snapshot and the WAL after it: the store takes about half the disk space (one
-    /// copy of the data instead of two and the log between them), as SQLite or redb
-    /// do, and a damaged newest snapshot is reported as `Corrupt` with nothing to fall
-    /// back on.
+    /// Keep a fallback after each checkpoint (default false): the previous snapshot and
+    /// the WAL since it, so that a newest snapshot found damaged at open falls back to them
+    /// and loses nothing (recovery case 2). It guards against damage to a snapshot after
+    /// it was written and synced (bit rot, a lost sector), not against crashes: crash
+    /// safety is the same either way. It costs about twice the disk space (two copies of
+    /// the data and the log between them). Off, as in SQLite or redb, a checkpoint keeps
+    /// only the new snapshot and the WAL after it, and a damaged newest snapshot is
+    /// reported as `Corrupt` with nothing to fall back on.
     pub fn keep_fallback(mut self, keep: bool) -> Self {
         self.keep_fallback = keep;
         self

@@ -8,7 +8,8 @@
 //!    lsn order; the first invalid bytes end this refresh (a write in progress).
 //! 4. At the clean end of a segment, the next one (named `lsn + 1`) is followed.
 //! 5. If the current segment is gone (a checkpoint dropped it), the handle reloads from
-//!    the newest snapshot. Its lsn never goes backwards.
+//!    the newest snapshot; also when it vanished while being read and the next one is
+//!    gone too. Its lsn never goes backwards.
 
 use std::sync::Arc;
 
@@ -131,17 +132,27 @@ impl Inner {
             }
             let next_lsn = log.working.lsn + 1;
             let next = self.dir.join(segment::file_name(next_lsn));
-            if next_lsn == first_lsn
-                || !self
-                    .storage
-                    .exists(&next)
-                    .map_err(|e| Error::io("stat", &next, e))?
-            {
+            if next_lsn == first_lsn {
+                break;
+            }
+            if !self.exists(&next)? {
+                // A checkpoint deletes segments oldest first, so a next segment it deleted
+                // (while this one was being read) means this one is gone too: the records
+                // after it are in the newer snapshot.
+                if !self.exists(&path)? {
+                    self.reload(log, limit)?;
+                }
                 break;
             }
             log.tail = Some((next_lsn, HEADER_BYTES as u64));
         }
         Ok(())
+    }
+
+    fn exists(&self, path: &std::path::Path) -> Result<bool> {
+        self.storage
+            .exists(path)
+            .map_err(|e| Error::io("stat", path, e))
     }
 
     /// Reloads from the newest snapshot and the WAL, keeping the old state if the

@@ -174,13 +174,14 @@ pub fn many_segments(dir: &Path, n: u64) {
     store.close().unwrap();
 }
 
-/// A store whose snapshots are at lsn 60 and 62 and whose WAL before lsn 60 is gone.
+/// A store whose snapshots are at lsn 60 and 62 (the second checkpoint kept a fallback)
+/// and whose WAL before lsn 60 is gone.
 pub fn two_checkpoints(dir: &Path) {
     many_segments(dir, 60);
     walstore(&["checkpoint", s(dir)]).ok();
     let lines: String = (61..=62).map(set_meta_line).collect();
     import(dir, &lines).ok();
-    walstore(&["checkpoint", s(dir)]).ok();
+    walstore(&["checkpoint", s(dir), "--keep-fallback"]).ok();
     assert_eq!(
         names_ending(dir, ".snap"),
         ["00000000000000000060.snap", "00000000000000000062.snap"]

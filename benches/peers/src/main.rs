@@ -441,9 +441,9 @@ fn build_big(engine: &str) -> R<PathBuf> {
     let started = Instant::now();
     match engine {
         "walstore" => common::fill_store(&dir.join("store"), N_BIG)?,
-        // The same with `keep_fallback(false)`: one snapshot, no WAL it covers.
-        "walstore_lean" => common::fill_store_with(
-            Store::options().keep_fallback(false),
+        // The same with `keep_fallback(true)`: a fallback, the WAL since the empty store.
+        "walstore_fallback" => common::fill_store_with(
+            Store::options().keep_fallback(true),
             &dir.join("store"),
             N_BIG,
         )?,
@@ -571,7 +571,7 @@ fn spawn_open(engine: &str, dir: &Path) -> R<(Duration, u64)> {
 fn open(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
     println!("\n== open + get one key, 1,000,000 fingerprints, fresh process ({rounds} rounds)");
     let dirs: Vec<PathBuf> = ENGINES.iter().map(|e| build_big(e)).collect::<R<_>>()?;
-    let lean = build_big("walstore_lean")?;
+    let fallback = build_big("walstore_fallback")?;
     let cold = common::drop_caches();
     if !cold {
         println!("  cannot drop the page cache (not root?): figures are WARM");
@@ -582,11 +582,11 @@ fn open(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
         "sqlite",
         "redb",
         "fjall",
-        "walstore_lean",
+        "walstore_fallback",
     ];
     let dir_of = |name: &str| -> &PathBuf {
         let engine = match name {
-            "walstore_lean" => return &lean,
+            "walstore_fallback" => return &fallback,
             "walstore_rw" => "walstore",
             other => other,
         };
@@ -599,7 +599,7 @@ fn open(rounds: usize, tables: &mut Vec<Table>) -> R<()> {
             if cold {
                 common::drop_caches();
             }
-            let child = if *name == "walstore_lean" {
+            let child = if *name == "walstore_fallback" {
                 "walstore"
             } else {
                 name

@@ -1,8 +1,11 @@
 //! `walstore checkpoint DIR [--json]`: take the lock, write a snapshot of the current
 //! state and drop the WAL it makes unnecessary.
 //!
-//! The library keeps the previous snapshot and the WAL since it (so a damaged newest
-//! snapshot can fall back): a segment goes once the snapshot before the newest covers it.
+//! Older snapshots and the WAL the new one covers are deleted; with `--keep-fallback`,
+//! the previous snapshot and the WAL since it stay (so a damaged newest snapshot can fall
+//! back).
+
+use std::path::PathBuf;
 
 use walstore::{Durability, RecoveryMode};
 
@@ -11,8 +14,20 @@ use crate::open::{self, WriterOptions};
 use crate::output::{Out, bytes, shown};
 use crate::progress::Progress;
 
-/// Arguments of `checkpoint`: the store and `--json`.
-pub use crate::open::StoreArgs as Args;
+/// Arguments of `checkpoint`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the previous snapshot and the WAL since it, as a fallback should the new
+    /// snapshot be damaged (about twice the disk space).
+    #[arg(long)]
+    pub keep_fallback: bool,
+}
 
 /// Runs `checkpoint`.
 pub fn run(args: &Args) -> CliResult {
@@ -24,7 +39,8 @@ pub fn run(args: &Args) -> CliResult {
                 create: false,
                 durability: Durability::Immediate,
                 recovery: RecoveryMode::Strict,
-                keep_fallback: true,
+                keep_fallback: args.keep_fallback,
+                verify_snapshot: false,
             },
         )?;
         let report = store.checkpoint()?;

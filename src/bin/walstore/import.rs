@@ -35,6 +35,10 @@ pub struct Args {
     /// automatic threshold).
     #[arg(long, value_name = "N", default_value_t = 0)]
     checkpoint_every: u64,
+    /// Keep the previous snapshot and the WAL since it at each checkpoint, as a fallback
+    /// should the newest snapshot be damaged (about twice the disk space).
+    #[arg(long)]
+    keep_fallback: bool,
 }
 
 /// `--durability`.
@@ -93,7 +97,8 @@ pub fn run(args: &Args) -> CliResult {
             create: true,
             durability,
             recovery: RecoveryMode::Strict,
-            keep_fallback: true,
+            keep_fallback: args.keep_fallback,
+            verify_snapshot: false,
         },
     )?;
     let progress = Progress::bytes(input.size, format!("importing {}", input.name));

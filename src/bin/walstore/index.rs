@@ -28,8 +28,9 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Keep the previous snapshot and the WAL since it after each checkpoint, as a
-    /// fallback should the newest snapshot be damaged. Off here: everything an index
-    /// store holds can be rebuilt from SRC, and the fallback doubles its size.
+    /// fallback should the newest snapshot be damaged (off by default, as in the
+    /// library: everything an index store holds can be rebuilt from SRC, and the
+    /// fallback doubles its size).
     #[arg(long)]
     pub keep_fallback: bool,
 }
@@ -54,6 +55,7 @@ pub fn run(args: &Args) -> CliResult {
             durability: walstore::Durability::Immediate,
             recovery: walstore::RecoveryMode::Strict,
             keep_fallback: args.keep_fallback,
+            verify_snapshot: false,
         },
     )?;
     let settings = Settings {

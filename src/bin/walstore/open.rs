@@ -29,6 +29,8 @@ pub struct WriterOptions {
     pub recovery: RecoveryMode,
     /// Whether checkpoints keep the previous snapshot and the WAL since it.
     pub keep_fallback: bool,
+    /// Check every block of the snapshot at open (falling back to an older one if kept).
+    pub verify_snapshot: bool,
 }
 
 /// Opens `dir` for writing: takes the lock and recovers.
@@ -39,13 +41,14 @@ pub fn writer(dir: &Path, options: WriterOptions) -> CliResult<Store> {
 /// [`writer`], keeping the library's error for the caller to inspect.
 pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::Result<Store> {
     if options.recovery == RecoveryMode::Strict {
-        strict_dry_run(dir)?;
+        strict_dry_run(dir, options.verify_snapshot)?;
     }
     let store = Store::options()
         .create(options.create)
         .durability(options.durability)
         .recovery(options.recovery)
         .keep_fallback(options.keep_fallback)
+        .verify_snapshot_on_open(options.verify_snapshot)
         .open(dir)?;
     // A writer that opened poisoned (its open-time sync failed) writes nothing: say why
     // now, instead of a bare "poisoned" from the first write.
@@ -61,11 +64,14 @@ pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::
 /// for corruption first. Skipped where there is no store yet (import creates one) and
 /// while another process holds the lock: the writer open then fails with "locked",
 /// which is the error the user must see. The cost is reading the WAL twice at open.
-fn strict_dry_run(dir: &Path) -> walstore::Result<()> {
+fn strict_dry_run(dir: &Path, verify_snapshot: bool) -> walstore::Result<()> {
     if walstore::lock_holder(&FsStorage, dir).is_ok_and(|holder| holder.is_some()) {
         return Ok(());
     }
-    match Store::options().read_only(true).open(dir) {
+    let dry_run = Store::options()
+        .read_only(true)
+        .verify_snapshot_on_open(verify_snapshot);
+    match dry_run.open(dir) {
         Err(
             error @ (walstore::Error::Corrupt { .. } | walstore::Error::UnsupportedVersion { .. }),
         ) => Err(error),

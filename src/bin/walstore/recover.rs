@@ -44,7 +44,9 @@ pub fn run(args: &Args) -> CliResult {
                 } else {
                     RecoveryMode::Strict
                 },
-                keep_fallback: true,
+                // A recovery writes no checkpoint.
+                keep_fallback: false,
+                verify_snapshot: true,
             },
         )
         .map_err(|e| with_salvage_hint(e, &args.dir, args.salvage))?;
