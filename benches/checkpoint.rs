@@ -8,6 +8,8 @@
 //! - `checkpoint_1m/walstore_checkpoint_insert_at_start`: the same after inserting or
 //!   deleting a key that sorts before every fingerprint, so no data block of the old
 //!   snapshot can be copied as it is and every entry is re-encoded (the worst case).
+//! - `checkpoint_1m/walstore_checkpoint_no_parity`: the first, with
+//!   `snapshot_parity(false)`: no `<lsn>.par` sidecar (6.3 % more bytes, and its sync).
 //! - `checkpoint_1m/raw_write_fsync` (the baseline): write the same number of bytes as the
 //!   snapshot into a new file (1 MiB writes), then `fsync`.
 //! - Printed: durable-commit p50/p99 on one thread without a checkpoint, and while
@@ -124,6 +126,35 @@ fn checkpoint(c: &mut Criterion) {
     let mut txn = store.begin_write();
     txn.delete_fingerprint(common::NS, "0-first");
     txn.commit().expect("commit");
+
+    // The same checkpoint without the parity sidecar: what the sidecar costs.
+    drop(store);
+    let store = Store::options()
+        .durability(Durability::Immediate)
+        .checkpoint_wal_bytes(0)
+        .snapshot_parity(false)
+        .open(&dir)
+        .expect("open store");
+    group.bench_function("walstore_checkpoint_no_parity", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                i += 1;
+                touch(&store, i, Durability::None);
+                let started = Instant::now();
+                let report = store.checkpoint().expect("checkpoint");
+                total += started.elapsed();
+                assert!(report.written, "a snapshot was written");
+            }
+            total
+        });
+    });
+    drop(store);
+    let store = Store::options()
+        .durability(Durability::Immediate)
+        .checkpoint_wal_bytes(0)
+        .open(&dir)
+        .expect("open store");
 
     let raw_dir = common::bench_dir();
     let chunk = vec![0x5au8; 1 << 20];

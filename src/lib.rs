@@ -62,7 +62,7 @@ pub use fts::search::{Hit, Query, SearchResults};
 pub use fts::{DocTerms, FtsStats};
 pub use model::fingerprint::{Fingerprint, FingerprintRef};
 pub use model::value::Value;
-pub use recovery::{RecoveryReport, SalvageReport, TornTail};
+pub use recovery::{RecoveryReport, SalvageReport, SnapshotRepair, TornTail};
 pub use run::RunInfo;
 pub use store::{
     CheckpointReport, Durability, HEAD_FILE, LOCK_FILE, LockHolder, Options, RecoveryMode, Store,

@@ -56,6 +56,8 @@ fn bad_inputs(root: &Path) -> Vec<(&'static str, PathBuf)> {
         std::fs::remove_file(truncated_snap.join(wal)).unwrap();
     }
     cli_common::truncate_half(&truncated_snap.join("00000000000000000003.snap"));
+    // Without its parity sidecar, which would rebuild it (tests/parity.rs).
+    cli_common::remove_sidecars(&truncated_snap);
     inputs.push(("truncated .snap", truncated_snap));
     let directory_wal = root.join("dir-named-wal");
     std::fs::create_dir_all(directory_wal.join("00000000000000000001.wal")).unwrap();

@@ -200,12 +200,13 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     cli_common::two_checkpoints(&dir);
+    cli_common::remove_sidecars(&dir);
     let state = dump(&dir);
     let newest = dir.join("00000000000000000062.snap");
     cli_common::truncate_half(&newest);
     let run = walstore(&["recover", s(&dir)]).ok();
     assert!(run.stdout.contains("snapshot fallback"), "{run:?}");
-    assert!(run.stdout.contains("moved damaged snapshot to"), "{run:?}");
+    assert!(run.stdout.contains("moved damaged file to"), "{run:?}");
     assert!(!newest.exists());
     assert!(dir.join("quarantine/00000000000000000062.snap").exists());
     assert_eq!(dump(&dir), state);
@@ -217,6 +218,7 @@ fn damaged_snapshots_with_nothing_to_fall_back_on_are_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     cli_common::two_checkpoints(&dir);
+    cli_common::remove_sidecars(&dir);
     cli_common::truncate_half(&dir.join("00000000000000000060.snap"));
     cli_common::truncate_half(&dir.join("00000000000000000062.snap"));
     let before = contents(&dir);
@@ -238,6 +240,7 @@ fn recover_checks_every_snapshot_block_and_falls_back_from_a_damaged_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     cli_common::two_checkpoints(&dir);
+    cli_common::remove_sidecars(&dir);
     let state = dump(&dir);
     // A data block, not the header, footer or top index that every open checks.
     flip_byte(&dir.join("00000000000000000062.snap"), 64 + 5);
@@ -257,6 +260,7 @@ fn recover_reports_a_damaged_block_with_no_fallback_and_changes_nothing() {
     let dir = tmp.path().join("store");
     many_segments(&dir, 60);
     walstore(&["checkpoint", s(&dir)]).ok();
+    cli_common::remove_sidecars(&dir);
     let snapshot = dir.join("00000000000000000060.snap");
     flip_byte(&snapshot, 64 + 5);
     let before = contents(&dir);
@@ -268,4 +272,39 @@ fn recover_reports_a_damaged_block_with_no_fallback_and_changes_nothing() {
         "names the damaged snapshot: {run:?}"
     );
     assert_eq!(contents(&dir), before, "a failed recover changed the store");
+}
+
+#[test]
+fn recover_rebuilds_a_damaged_block_from_the_parity_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    many_segments(&dir, 60);
+    walstore(&["checkpoint", s(&dir)]).ok();
+    let state = dump(&dir);
+    let snapshot = dir.join("00000000000000000060.snap");
+    let original = std::fs::read(&snapshot).unwrap();
+    flip_byte(&snapshot, 64 + 5);
+    let verify = walstore(&["verify", s(&dir)]);
+    assert!(
+        verify
+            .stdout
+            .contains("00000000000000000060.par rebuilds it"),
+        "{verify:?}"
+    );
+    let run = walstore(&["recover", s(&dir)]).ok();
+    assert!(
+        run.stdout
+            .contains("snapshot rebuilt from its parity sidecar"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("copied the damaged snapshot's bytes to"),
+        "{run:?}"
+    );
+    assert_eq!(std::fs::read(&snapshot).unwrap(), original);
+    assert!(dir.join("quarantine/00000000000000000060.snap").exists());
+    assert_eq!(dump(&dir), state);
+    let verify = walstore(&["verify", s(&dir)]).ok();
+    assert!(verify.stdout.contains("result: consistent"), "{verify:?}");
 }

@@ -279,10 +279,12 @@ fn read_only_open_reports_but_keeps_temps_and_torn_tail() {
 #[test]
 fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     for_each_backend(|backend| {
+        // No sidecar: the damage is not rebuilt (tests/parity.rs), the fallback is used.
         let store = backend
             .options()
             .checkpoint_wal_bytes(0)
             .keep_fallback(true)
+            .snapshot_parity(false)
             .open(&backend.dir)
             .expect("open");
         for i in 1..=30 {

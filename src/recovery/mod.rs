@@ -3,7 +3,7 @@
 //! | # | case | action |
 //! |---|---|---|
 //! | 1 | a file named like the store's temporaries (`<20 digits>.snap.tmp`, `.wal.tmp`) | removed (writer) and reported; foreign files are never touched |
-//! | 2 | newest snapshot fails its header, footer or top-index check (or any block, with `verify_snapshot_on_open`) | fall back to the next older snapshot; the damaged one is moved to `quarantine/` (writer) |
+//! | 2 | newest snapshot fails its header, footer or top-index check (or any block, with `verify_snapshot_on_open`) | 2r: rebuilt from its parity sidecar if it can be (`repair`); else fall back to the next older snapshot; the damaged one is moved to `quarantine/` (writer) |
 //! | 3 | no snapshot validates | replay from lsn 1 (empty state) |
 //! | 4 | a file of the wrong store id | corruption |
 //! | 5 | the first needed segment starts after the lsn the snapshot needs next | corruption: missing segment |
@@ -17,10 +17,11 @@
 //! | 13 | the WAL ends before the snapshot's lsn (commits made with `Durability::None` that a checkpoint covered) | the snapshot wins; a new segment starts after it |
 
 pub(crate) mod kv_batch;
+pub(crate) mod repair;
 mod report;
 mod segments;
 
-pub use report::{RecoveryReport, SalvageReport, TornTail};
+pub use report::{RecoveryReport, SalvageReport, SnapshotRepair, TornTail};
 pub(crate) use segments::{DirListing, list};
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,9 @@ struct Ctx<'a> {
     after_clean_close: bool,
     tail: Option<(u64, u64)>,
     damaged_snapshots: Vec<PathBuf>,
+    /// Snapshots rebuilt from their sidecars, for a writer to make durable once recovery
+    /// has succeeded: the path, its lsn and the rebuilt bytes.
+    rebuilt: Vec<(PathBuf, u64, Arc<[u8]>)>,
     /// The damage that made recovery skip the newest snapshot: the error to report if
     /// nothing older holds what it covered (a store that keeps no fallback).
     newest_damage: Option<Error>,
@@ -111,6 +115,7 @@ pub(crate) fn recover_up_to(
         after_clean_close: false,
         tail: None,
         damaged_snapshots: Vec::new(),
+        rebuilt: Vec::new(),
         newest_damage: None,
         sync_error: None,
         report: RecoveryReport::default(),
@@ -159,6 +164,28 @@ pub(crate) fn recover_up_to(
         for path in std::mem::take(&mut ctx.damaged_snapshots) {
             let moved = ctx.quarantine_file(&path)?;
             ctx.report.quarantined.push(moved);
+            // Its sidecar, useless without it, goes with it.
+            let lsn = crate::wal::segment::parse_numbered(
+                &path.file_name().unwrap_or_default().to_string_lossy(),
+                crate::snapshot::SUFFIX,
+            );
+            if let Some(sidecar) = lsn.map(|lsn| repair::sidecar_of(&path, lsn))
+                && storage.exists(&sidecar).unwrap_or(false)
+            {
+                let moved = ctx.quarantine_file(&sidecar)?;
+                ctx.report.quarantined.push(moved);
+            }
+        }
+        for (path, lsn, bytes) in std::mem::take(&mut ctx.rebuilt) {
+            let name = path
+                .file_name()
+                .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
+            let copy = ctx.quarantine_target(&name)?;
+            repair::persist(storage, &path, lsn, &bytes, &copy)?;
+            if let Some(repair) = ctx.report.repaired.iter_mut().find(|r| r.snapshot == path) {
+                repair.damaged_copy = Some(copy.clone());
+            }
+            ctx.report.quarantined.push(copy);
         }
     }
     let active = if writer {
@@ -220,8 +247,33 @@ impl Ctx<'_> {
                 // A newer format is not damage: never move it aside.
                 Err(error @ Error::UnsupportedVersion { .. }) => return Err(error),
                 Err(error @ Error::Corrupt { .. }) => {
-                    self.fall_back(&path, error.to_string())?;
-                    self.newest_damage.get_or_insert(error);
+                    match repair::rebuild(self.storage, &path, lsn) {
+                        Ok(rebuilt) => {
+                            self.report.repaired.push(SnapshotRepair {
+                                snapshot: path.clone(),
+                                damage: error.to_string(),
+                                pages: rebuilt.pages,
+                                damaged_copy: None,
+                            });
+                            if self.writer {
+                                self.rebuilt.push((path, lsn, rebuilt.bytes));
+                            }
+                            return Ok(Some(Arc::new(rebuilt.snapshot)));
+                        }
+                        Err(why) => {
+                            self.fall_back(&path, format!("{error}; not rebuilt: {why}"))?;
+                            if let Error::Corrupt {
+                                file,
+                                offset,
+                                reason,
+                            } = error
+                            {
+                                let why = format!("{reason}; not rebuilt: {why}");
+                                self.newest_damage
+                                    .get_or_insert(Error::corrupt(file, offset, why));
+                            }
+                        }
+                    }
                 }
                 Err(error) => return Err(error),
             }

@@ -33,8 +33,10 @@ pub struct RecoveryReport {
     pub temps_found: Vec<PathBuf>,
     /// Snapshots skipped, and why.
     pub fallbacks: Vec<String>,
-    /// Files moved into `quarantine/` (damaged snapshots).
+    /// Files moved or copied into `quarantine/` (damaged snapshots and their sidecars).
     pub quarantined: Vec<PathBuf>,
+    /// Snapshots rebuilt from their parity sidecars (recovery case 2r).
+    pub repaired: Vec<SnapshotRepair>,
     /// What salvage cut, in [`crate::RecoveryMode::Salvage`].
     pub salvage: Option<SalvageReport>,
     /// An indexing run recorded as in progress when a writer opened the store: its
@@ -44,6 +46,20 @@ pub struct RecoveryReport {
     pub created_segment: bool,
     /// Time recovery took.
     pub duration: Duration,
+}
+
+/// A damaged snapshot rebuilt from its parity sidecar (`<lsn>.par`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRepair {
+    /// The snapshot.
+    pub snapshot: PathBuf,
+    /// The damage found when it was opened.
+    pub damage: String,
+    /// Byte offsets of the 4 KiB pages rebuilt.
+    pub pages: Vec<u64>,
+    /// A writer's open: where the damaged bytes were copied before the rebuilt snapshot
+    /// replaced them. `None` for a read-only open, which rebuilds it in memory only.
+    pub damaged_copy: Option<PathBuf>,
 }
 
 /// A torn tail: bytes after the last valid record that were never acknowledged.

@@ -13,7 +13,9 @@ pub(crate) struct DirListing {
     pub segments: Vec<u64>,
     /// Lsns of `.snap` snapshots, ascending.
     pub snapshots: Vec<u64>,
-    /// Names of the store's own temporaries (`.wal.tmp`, `.snap.tmp`).
+    /// Lsns of `.par` parity sidecars, ascending.
+    pub parities: Vec<u64>,
+    /// Names of the store's own temporaries (`.wal.tmp`, `.snap.tmp`, `.par.tmp`).
     pub temps: Vec<String>,
     /// Whether `LOCK` exists.
     pub has_lock: bool,
@@ -37,8 +39,11 @@ pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<DirListing> {
             listing.segments.push(lsn);
         } else if let Some(lsn) = parse_numbered(&name, crate::snapshot::SUFFIX) {
             listing.snapshots.push(lsn);
+        } else if let Some(lsn) = parse_numbered(&name, crate::snapshot::parity::SUFFIX) {
+            listing.parities.push(lsn);
         } else if parse_numbered(&name, crate::wal::segment::TMP_SUFFIX).is_some()
             || parse_numbered(&name, crate::snapshot::TMP_SUFFIX).is_some()
+            || parse_numbered(&name, crate::snapshot::parity::TMP_SUFFIX).is_some()
         {
             listing.temps.push(name);
         } else if name == crate::store::LOCK_FILE {
@@ -47,6 +52,7 @@ pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<DirListing> {
     }
     listing.segments.sort_unstable();
     listing.snapshots.sort_unstable();
+    listing.parities.sort_unstable();
     listing.temps.sort();
     Ok(listing)
 }

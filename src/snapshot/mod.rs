@@ -23,6 +23,7 @@
 //! never modified after its rename, so it can be memory-mapped safely.
 
 pub mod block;
+pub mod parity;
 pub mod reader;
 pub mod writer;
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::block::{self, BlockRef};
+use super::parity::{self, ParityBuilder};
 use super::{BLOCK_BYTES_TARGET, FOOTER_BYTES, FOOTER_MAGIC, SECTION_COUNT};
 use crate::codec::checksum;
 use crate::error::{Error, Result};
@@ -20,6 +21,8 @@ struct BlockWriter<'a> {
     buffer: Vec<u8>,
     /// Writes the file, pushing what it wrote to the device in steps (`storage::pacing`).
     out: PacedWriter<'a>,
+    /// The parity sidecar, computed from the bytes as they go out, and its file.
+    parity: Option<(ParityBuilder, PacedWriter<'a>)>,
 }
 
 impl BlockWriter<'_> {
@@ -55,15 +58,30 @@ impl BlockWriter<'_> {
             return self.push(bytes);
         }
         self.flush()?;
-        self.out.append(bytes)
+        self.append(bytes)
     }
 
     fn flush(&mut self) -> Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        self.out.append(&self.buffer)?;
+        let buffer = std::mem::take(&mut self.buffer);
+        let appended = self.append(&buffer);
+        self.buffer = buffer;
         self.buffer.clear();
+        appended
+    }
+
+    /// Writes `bytes` to the file, and what they complete of the sidecar to its file.
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.append(bytes)?;
+        if let Some((builder, out)) = &mut self.parity {
+            builder.update(bytes);
+            let ready = builder.take_ready();
+            if !ready.is_empty() {
+                out.append(&ready)?;
+            }
+        }
         Ok(())
     }
 }
@@ -207,8 +225,8 @@ impl<'a> Builder<'a> {
         self.out.push_raw(framed)
     }
 
-    /// Closes the last data block, writes the index blocks, the top index and the footer.
-    /// Returns `(entries, file bytes)`.
+    /// Closes the last data block, writes the index blocks, the top index and the footer,
+    /// then the rest of the sidecar. Returns `(entries, file bytes)`.
     fn finish(mut self) -> Result<(u64, u64)> {
         if self.block_entries > 0 {
             self.close_block()?;
@@ -256,6 +274,9 @@ impl<'a> Builder<'a> {
         footer.extend_from_slice(&footer_crc.to_le_bytes());
         out.push(&footer)?;
         out.flush()?;
+        if let Some((builder, mut parity_out)) = out.parity.take() {
+            parity_out.append(&builder.finish())?;
+        }
         Ok((total, out.offset()))
     }
 }
@@ -271,8 +292,20 @@ pub struct Written {
     pub bytes: u64,
 }
 
-/// Writes `entries` (strictly ascending keys) as the snapshot of `lsn`, durably. On any
-/// failure the temporary file is removed (best effort) and nothing is renamed.
+/// Where a snapshot goes: the store directory, the store and the lsn it covers.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub storage: &'a dyn Storage,
+    pub dir: &'a Path,
+    pub store_id: StoreId,
+    pub lsn: u64,
+    /// Whether to write the parity sidecar `<lsn>.par` ([`super::parity`]).
+    pub parity: bool,
+}
+
+/// Writes `entries` (strictly ascending keys) as the snapshot of `lsn`, durably, with its
+/// parity sidecar. On any failure the temporary files are removed (best effort) and
+/// nothing is renamed.
 pub fn write<I>(
     storage: &dyn Storage,
     dir: &Path,
@@ -284,11 +317,15 @@ where
     I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 {
     let mut entries = entries;
-    write_with(
+    let target = Target {
         storage,
         dir,
         store_id,
         lsn,
+        parity: true,
+    };
+    write_with(
+        target,
         &mut |builder| {
             for entry in entries.by_ref() {
                 let (key, value) = entry?;
@@ -301,45 +338,98 @@ where
     )
 }
 
-/// Writes the snapshot of `lsn` whose blocks `fill` builds, durably; on any failure the
-/// temporary file is removed (best effort) and nothing is renamed. Sets `sync_failed`
-/// when the failure was the file's `fdatasync` or the directory's `fsync`: what they
-/// covered may never reach the disk, and a later sync would not tell (fsyncgate), so the
-/// caller must not go on as if nothing happened. Write-back gives way to `foreground`
-/// (`storage::pacing`).
+/// Writes the snapshot whose blocks `fill` builds, durably; on any failure the temporary
+/// files are removed (best effort) and nothing is renamed. Sets `sync_failed` when the
+/// failure was an `fdatasync` or the directory's `fsync`: what they covered may never
+/// reach the disk, and a later sync would not tell (fsyncgate), so the caller must not go
+/// on as if nothing happened. Write-back gives way to `foreground` (`storage::pacing`).
+///
+/// Order: write both temporaries, `fdatasync` the snapshot, then the sidecar; rename the
+/// sidecar, then the snapshot; `fsync` the directory. A crash leaves the snapshot with or
+/// without its sidecar, or a sidecar with no snapshot (unused; pruned later), never a
+/// snapshot named before its bytes are durable.
 pub(crate) fn write_with(
-    storage: &dyn Storage,
-    dir: &Path,
-    store_id: StoreId,
-    lsn: u64,
+    target: Target<'_>,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
     foreground: &dyn Foreground,
     sync_failed: &mut bool,
 ) -> Result<Written> {
+    let Target {
+        storage, dir, lsn, ..
+    } = target;
     let tmp = dir.join(super::tmp_name(lsn));
     let path = dir.join(super::file_name(lsn));
+    let parity_tmp = dir.join(parity::tmp_name(lsn));
+    let parity_path = dir.join(parity::file_name(lsn));
+    let remove_temps = || {
+        let _ = storage.remove_file(&tmp);
+        if target.parity {
+            let _ = storage.remove_file(&parity_tmp);
+        }
+    };
     let file = crate::storage::create_temp(storage, &tmp)?;
+    let parity_file = if target.parity {
+        match crate::storage::create_temp(storage, &parity_tmp) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                remove_temps();
+                return Err(error);
+            }
+        }
+    } else {
+        None
+    };
     let write_back_failed = std::cell::Cell::new(false);
-    let out = PacedWriter::new(file.as_ref(), &tmp, foreground, &write_back_failed);
-    let result = write_body(out, store_id, lsn, fill).and_then(|(entries, bytes)| {
-        file.sync_data().map_err(|e| {
-            *sync_failed = true;
-            Error::io("fdatasync", &tmp, e)
-        })?;
-        Ok((entries, bytes))
-    });
+    let result = {
+        let out = PacedWriter::new(file.as_ref(), &tmp, foreground, &write_back_failed);
+        let parity_out = parity_file.as_deref().map(|parity_file| {
+            PacedWriter::new(parity_file, &parity_tmp, foreground, &write_back_failed)
+        });
+        write_body(out, parity_out, target, fill).and_then(|(entries, bytes)| {
+            file.sync_data().map_err(|e| {
+                *sync_failed = true;
+                Error::io("fdatasync", &tmp, e)
+            })?;
+            if let Some(sidecar) = parity_file.as_deref() {
+                sidecar.sync_data().map_err(|e| {
+                    *sync_failed = true;
+                    Error::io("fdatasync", &parity_tmp, e)
+                })?;
+            }
+            Ok((entries, bytes))
+        })
+    };
     *sync_failed |= write_back_failed.get();
     drop(file);
+    drop(parity_file);
     let (entries, bytes) = match result {
         Ok(done) => done,
         Err(error) => {
-            let _ = storage.remove_file(&tmp);
+            remove_temps();
             return Err(error);
         }
     };
-    if let Err(error) = storage.rename(&tmp, &path) {
-        let _ = storage.remove_file(&tmp);
-        return Err(Error::io("rename", &tmp, error));
+    let renamed = if target.parity {
+        storage
+            .rename(&parity_tmp, &parity_path)
+            .map_err(|e| Error::io("rename", &parity_tmp, e))
+    } else {
+        // A sidecar left by an earlier attempt at this lsn describes other bytes.
+        match storage.remove_file(&parity_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &parity_path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+    .and_then(|()| {
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))
+    });
+    if let Err(error) = renamed {
+        remove_temps();
+        return Err(error);
     }
     storage.sync_dir(dir).map_err(|e| {
         *sync_failed = true;
@@ -352,21 +442,34 @@ pub(crate) fn write_with(
     })
 }
 
-fn write_body(
-    out: PacedWriter<'_>,
-    store_id: StoreId,
-    lsn: u64,
+fn write_body<'a>(
+    out: PacedWriter<'a>,
+    parity_out: Option<PacedWriter<'a>>,
+    target: Target<'_>,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
 ) -> Result<(u64, u64)> {
+    let parity = match parity_out {
+        Some(mut parity_out) => {
+            let header = FileHeader {
+                magic: parity::PARITY_MAGIC,
+                store_id: target.store_id,
+                lsn: target.lsn,
+            };
+            parity_out.append(&header.encode())?;
+            Some((ParityBuilder::new(), parity_out))
+        }
+        None => None,
+    };
     let mut out = BlockWriter {
         buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 2 * BLOCK_BYTES_TARGET),
         out,
+        parity,
     };
     out.push(
         &FileHeader {
             magic: SNAPSHOT_MAGIC,
-            store_id,
-            lsn,
+            store_id: target.store_id,
+            lsn: target.lsn,
         }
         .encode(),
     )?;

@@ -217,11 +217,15 @@ mod tests {
         direct: bool,
     ) -> Vec<u8> {
         let written = if direct {
-            writer::write_with(
+            let target = writer::Target {
                 storage,
                 dir,
-                [7u8; 16],
+                store_id: [7u8; 16],
                 lsn,
+                parity: true,
+            };
+            writer::write_with(
+                target,
                 &mut |out| version.write_snapshot(out),
                 &crate::storage::pacing::NoForeground,
                 &mut false,

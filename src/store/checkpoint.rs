@@ -78,11 +78,15 @@ impl Inner {
         }
         let mut sync_failed = false;
         let written = self.long_write(pacing, "walstore-snapshot", |foreground| {
-            snapshot::writer::write_with(
-                self.storage.as_ref(),
-                &self.dir,
-                self.store_id,
+            let target = snapshot::writer::Target {
+                storage: self.storage.as_ref(),
+                dir: &self.dir,
+                store_id: self.store_id,
                 lsn,
+                parity: self.options.snapshot_parity,
+            };
+            snapshot::writer::write_with(
+                target,
                 &mut |out| frozen.write_snapshot(out),
                 foreground,
                 &mut sync_failed,
@@ -183,6 +187,16 @@ impl Inner {
             self.remove(&snapshot::file_name(lsn))?;
             removed.1 += 1;
         }
+        // Sidecars of the deleted snapshots, and any whose snapshot is gone (a checkpoint
+        // that failed between the two renames).
+        let kept_snapshots = listing.snapshots.get(keep_from..).unwrap_or_default();
+        let mut sidecars_removed = false;
+        for &lsn in &listing.parities {
+            if !kept_snapshots.contains(&lsn) {
+                self.remove(&snapshot::parity::file_name(lsn))?;
+                sidecars_removed = true;
+            }
+        }
         for pair in listing.segments.windows(2) {
             if let [first, next] = pair
                 && *next <= previous_lsn + 1
@@ -191,7 +205,7 @@ impl Inner {
                 removed.0 += 1;
             }
         }
-        if removed != (0, 0)
+        if (removed != (0, 0) || sidecars_removed)
             && let Err(e) = self.storage.sync_dir(&self.dir)
         {
             let error = Error::io("fsync directory", &self.dir, e);
@@ -246,11 +260,15 @@ impl Inner {
             base.advise_full_scan();
         }
         let written = self.long_write(Pacing::GiveWay, "walstore-backup", |foreground| {
-            snapshot::writer::write_with(
+            let target = snapshot::writer::Target {
                 storage,
-                dest,
-                self.store_id,
+                dir: dest,
+                store_id: self.store_id,
                 lsn,
+                parity: self.options.snapshot_parity,
+            };
+            snapshot::writer::write_with(
+                target,
                 &mut |out| version.write_snapshot(out),
                 foreground,
                 &mut false,

@@ -188,6 +188,14 @@ pub fn two_checkpoints(dir: &Path) {
     );
 }
 
+/// Removes the parity sidecars (`.par`): the store is then as an older build or
+/// `snapshot_parity(false)` leaves it, and a damaged snapshot cannot be rebuilt.
+pub fn remove_sidecars(dir: &Path) {
+    for name in names_ending(dir, ".par") {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+}
+
 /// Cuts a file to half its length.
 pub fn truncate_half(path: &Path) {
     let len = std::fs::metadata(path).expect("stat").len();

@@ -110,8 +110,26 @@ fn write_text(out: &mut Out, dir: &Path, report: &RecoveryReport, salvage: bool)
         repaired = true;
         out.line(format!("snapshot fallback: {fallback}"))?;
     }
+    for rebuilt in &report.repaired {
+        repaired = true;
+        out.line(format!(
+            "snapshot rebuilt from its parity sidecar: {} ({} pages of 4 KiB; damage found: {})",
+            shown(&rebuilt.snapshot),
+            rebuilt.pages.len(),
+            rebuilt.damage
+        ))?;
+    }
     for path in &report.quarantined {
-        out.line(format!("moved damaged snapshot to: {}", shown(path)))?;
+        let copied = report
+            .repaired
+            .iter()
+            .any(|r| r.damaged_copy.as_deref() == Some(path.as_path()));
+        let what = if copied {
+            "copied the damaged snapshot's bytes to"
+        } else {
+            "moved damaged file to"
+        };
+        out.line(format!("{what}: {}", shown(path)))?;
     }
     if report.created_segment {
         out.line("created a new WAL segment")?;

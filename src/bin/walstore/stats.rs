@@ -34,7 +34,9 @@ impl FileGroup {
 struct Files {
     wal: FileGroup,
     snap: FileGroup,
-    /// The store's own temporary files (`<20 digits>.wal.tmp`, `.snap.tmp`).
+    /// Parity sidecars of snapshots (`.par`).
+    par: FileGroup,
+    /// The store's own temporary files (`<20 digits>.wal.tmp`, `.snap.tmp`, `.par.tmp`).
     temp: FileGroup,
     quarantine: FileGroup,
     other: FileGroup,
@@ -104,7 +106,7 @@ pub fn run(args: &Args) -> CliResult {
 }
 
 fn is_store_temp(name: &str) -> bool {
-    [".wal.tmp", ".snap.tmp"].iter().any(|suffix| {
+    [".wal.tmp", ".snap.tmp", ".par.tmp"].iter().any(|suffix| {
         name.strip_suffix(suffix)
             .is_some_and(|digits| digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
     })
@@ -140,6 +142,8 @@ fn files(dir: &Path) -> CliResult<Files> {
             files.wal.add(len);
         } else if name.ends_with(".snap") {
             files.snap.add(len);
+        } else if name.ends_with(".par") {
+            files.par.add(len);
         } else if name == walstore::LOCK_FILE {
             files.lock_file = true;
         } else {
@@ -179,6 +183,11 @@ fn write_text(out: &mut Out, stats: &Stats) -> CliResult {
         "snapshots: {}, {}",
         files.snap.count,
         bytes(files.snap.bytes)
+    ))?;
+    out.line(format!(
+        "parity sidecars: {}, {}",
+        files.par.count,
+        bytes(files.par.bytes)
     ))?;
     out.line(format!(
         "stray temporary files: {}, {}",

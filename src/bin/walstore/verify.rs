@@ -84,6 +84,7 @@ fn write_text(out: &mut Out, report: &VerifyReport) -> CliResult {
             ProblemKind::Corrupt => "CORRUPT",
             ProblemKind::TornTail => "torn tail (not corruption)",
             ProblemKind::StrayTemp => "stray temporary file (not corruption)",
+            ProblemKind::ParityDamaged => "damaged parity sidecar (nothing lost)",
         };
         out.line(format!("{kind}: {}", location(problem)))?;
         out.line(format!("  found: {}", problem.detail))?;
@@ -93,6 +94,12 @@ fn write_text(out: &mut Out, report: &VerifyReport) -> CliResult {
         "result: CORRUPT"
     } else if report.problems.is_empty() {
         "result: consistent"
+    } else if report
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::ParityDamaged)
+    {
+        "result: consistent, but a parity sidecar is damaged: its snapshot could not be rebuilt from it (the next checkpoint writes a new one); check the disk"
     } else {
         "result: consistent (`walstore recover` discards the torn tail and removes stray temporary files)"
     };

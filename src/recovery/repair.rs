@@ -1,0 +1,122 @@
+//! Case 2r: a snapshot that fails its checks is rebuilt from its parity sidecar
+//! (`snapshot::parity`) before recovery falls back to an older one.
+//!
+//! The rebuilt bytes are used only if every page matches the sidecar's checksum and the
+//! rebuilt snapshot then passes every check (`Snapshot::verify_all`). Until recovery has
+//! succeeded the rebuilt snapshot lives in memory; a writer then makes it durable
+//! ([`persist`]), a read-only open keeps it in memory.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::header::{FileHeader, HEADER_BYTES};
+use crate::snapshot::parity::{self, PARITY_MAGIC, Parity};
+use crate::snapshot::reader::Snapshot;
+use crate::storage::Mapped;
+use crate::storage::{OpenMode, Storage};
+
+/// A snapshot rebuilt in memory.
+pub(crate) struct Rebuilt {
+    pub snapshot: Snapshot,
+    pub bytes: std::sync::Arc<[u8]>,
+    /// Byte offsets of the 4 KiB pages rebuilt.
+    pub pages: Vec<u64>,
+}
+
+/// Reads a whole file, to its length.
+pub(crate) fn read_whole(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+    let file = storage
+        .open_file(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(bytes)
+}
+
+/// Rebuilds the snapshot of `lsn` at `path` from `<lsn>.par` beside it. `Err` says why
+/// it cannot be (no sidecar, a damaged sidecar, damage the parity does not cover).
+pub(crate) fn rebuild(
+    storage: &dyn Storage,
+    path: &Path,
+    lsn: u64,
+) -> std::result::Result<Rebuilt, String> {
+    let sidecar_path = sidecar_of(path, lsn);
+    if !storage.exists(&sidecar_path).unwrap_or(false) {
+        return Err("no parity sidecar".into());
+    }
+    let sidecar = read_whole(storage, &sidecar_path).map_err(|e| e.to_string())?;
+    let store_id = FileHeader::decode(&sidecar, PARITY_MAGIC, &sidecar_path)
+        .map_err(|e| e.to_string())?
+        .store_id;
+    let parity =
+        Parity::parse(&sidecar, &sidecar_path, store_id, lsn).map_err(|e| e.to_string())?;
+    let damaged = read_whole(storage, path).map_err(|e| e.to_string())?;
+    let repaired = parity
+        .repair(&damaged)
+        .map_err(|why| format!("parity cannot rebuild it: {why}"))?;
+    if repaired.pages.is_empty() {
+        return Err("its pages match the parity sidecar: nothing to rebuild".into());
+    }
+    let bytes: std::sync::Arc<[u8]> = repaired.bytes.into();
+    let snapshot = Snapshot::open(path, Mapped::from_bytes(bytes.clone()))
+        .and_then(|snapshot| snapshot.verify_all().map(|_| snapshot))
+        .map_err(|e| format!("the rebuilt snapshot fails its checks: {e}"))?;
+    if snapshot.lsn() != lsn || snapshot.header().store_id != store_id {
+        return Err("the rebuilt snapshot names another lsn or store".into());
+    }
+    Ok(Rebuilt {
+        snapshot,
+        bytes,
+        pages: repaired
+            .pages
+            .iter()
+            .map(|page| page * parity::PAGE_BYTES as u64)
+            .collect(),
+    })
+}
+
+/// `<lsn>.par` in the directory of `path`.
+pub(super) fn sidecar_of(path: &Path, lsn: u64) -> PathBuf {
+    path.with_file_name(parity::file_name(lsn))
+}
+
+/// Makes a rebuilt snapshot durable in place of the damaged one: the damaged bytes go to
+/// `damaged_copy` (written and synced first, so they are never lost), then the rebuilt
+/// bytes to `<lsn>.snap.tmp`, synced, renamed over `<lsn>.snap`, and the directory
+/// synced. A crash at any step leaves the damaged snapshot (rebuilt again at the next
+/// open) or the rebuilt one, and at most a temporary that recovery removes.
+pub(super) fn persist(
+    storage: &dyn Storage,
+    path: &Path,
+    lsn: u64,
+    rebuilt: &[u8],
+    damaged_copy: &Path,
+) -> Result<()> {
+    let damaged = read_whole(storage, path)?;
+    super::write_durable(storage, damaged_copy, &damaged)?;
+    let tmp = path.with_file_name(crate::snapshot::tmp_name(lsn));
+    let file = crate::storage::create_temp(storage, &tmp)?;
+    let written = file
+        .write_all_at(rebuilt, 0)
+        .map_err(|e| Error::io("write", &tmp, e))
+        .and_then(|()| {
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))
+        });
+    drop(file);
+    if let Err(error) = written {
+        let _ = storage.remove_file(&tmp);
+        return Err(error);
+    }
+    storage
+        .rename(&tmp, path)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    debug_assert!(rebuilt.len() >= HEADER_BYTES);
+    Ok(())
+}

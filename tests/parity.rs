@@ -1,0 +1,416 @@
+//! Parity sidecars (recovery case 2r): a snapshot damaged after its checkpoint is rebuilt
+//! from `<lsn>.par`, on both backends; damage the parity does not cover is reported; a
+//! crash or a failing disk while the rebuilt snapshot replaces the damaged one loses
+//! nothing.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::single_range_in_vec_init,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, dump, fingerprint, for_each_backend};
+use walstore::storage::sim::{CrashMode, Fault, FaultKind};
+use walstore::storage::{SimStorage, Storage};
+use walstore::{Error, Store};
+
+const PAGE: usize = 4096;
+
+/// A store with one snapshot of about 40 pages and a few commits after it; returns the
+/// snapshot's name and the state.
+fn checkpointed(backend: &Backend) -> (String, String) {
+    let store = backend.open();
+    for batch in 0..4u64 {
+        let mut txn = store.begin_write();
+        for i in 0..800 {
+            let n = batch * 800 + i;
+            txn.put_fingerprint(
+                "code",
+                &format!("src/module{}/file{n:05}.rs", n % 9),
+                fingerprint(n),
+            );
+        }
+        txn.commit().expect("commit");
+    }
+    store.checkpoint().expect("checkpoint");
+    let mut txn = store.begin_write();
+    txn.set_meta("after", walstore::Value::from(1u64));
+    txn.commit().expect("commit");
+    let state = dump(&store);
+    drop(store);
+    let snap = backend.names_ending(".snap").pop().expect("a snapshot");
+    let par = backend.names_ending(".par");
+    assert_eq!(par, [snap.replace(".snap", ".par")], "[{}]", backend.name);
+    let len = backend.read(&snap).len();
+    assert!(
+        len > 20 * PAGE,
+        "[{}] snapshot of {len} bytes",
+        backend.name
+    );
+    (snap, state)
+}
+
+fn damage(backend: &Backend, name: &str, ranges: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let original = backend.read(name);
+    let mut bytes = original.clone();
+    for range in ranges {
+        for byte in &mut bytes[range.clone()] {
+            *byte ^= 0xA5;
+        }
+    }
+    backend.write(name, &bytes);
+    original
+}
+
+#[test]
+fn a_damaged_footer_is_rebuilt_at_open_and_the_damaged_bytes_are_kept() {
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        let len = backend.read(&snap).len();
+        let original = damage(backend, &snap, &[len - 30..len - 20]);
+        let damaged = backend.read(&snap);
+        let store = backend.open();
+        assert_eq!(dump(&store), state, "[{}]", backend.name);
+        let report = store.recovery_report().clone();
+        assert_eq!(report.repaired.len(), 1, "[{}] {report:?}", backend.name);
+        let repair = &report.repaired[0];
+        assert_eq!(repair.snapshot, backend.path(&snap));
+        assert_eq!(repair.pages, vec![((len - 30) / PAGE * PAGE) as u64]);
+        assert!(repair.damage.contains("footer"), "{}", repair.damage);
+        let copy = repair
+            .damaged_copy
+            .clone()
+            .expect("a writer keeps the damaged bytes");
+        assert!(report.fallbacks.is_empty(), "{report:?}");
+        drop(store);
+        assert_eq!(
+            backend.read(&snap),
+            original,
+            "[{}] rebuilt on disk",
+            backend.name
+        );
+        let copy_name = copy.strip_prefix(&backend.dir).unwrap().to_str().unwrap();
+        assert_eq!(
+            backend.read(copy_name),
+            damaged,
+            "[{}] damaged copy",
+            backend.name
+        );
+        let report = walstore::verify(backend.storage.as_ref(), &backend.dir).expect("verify");
+        assert!(!report.is_corrupt(), "[{}] {report:?}", backend.name);
+        let store = backend.open();
+        assert!(store.recovery_report().repaired.is_empty());
+        assert_eq!(dump(&store), state);
+    });
+}
+
+#[test]
+fn a_damaged_data_block_is_rebuilt_when_the_open_checks_every_block() {
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        // Sixteen consecutive pages in the middle: the most one stripe can lose.
+        let original = damage(backend, &snap, &[3 * PAGE + 100..19 * PAGE - 100]);
+        let lazy = backend.open();
+        assert!(
+            lazy.recovery_report().repaired.is_empty(),
+            "blocks are checked lazily"
+        );
+        let read = lazy.read();
+        assert!(
+            matches!(
+                read.all_fingerprints()
+                    .and_then(|all| all.collect::<Result<Vec<_>, _>>()),
+                Err(Error::Corrupt { .. })
+            ),
+            "[{}] a lazy read meets the damage",
+            backend.name
+        );
+        drop(read);
+        drop(lazy);
+        let store = backend
+            .options()
+            .verify_snapshot_on_open(true)
+            .open(&backend.dir)
+            .expect("open");
+        let repaired = &store.recovery_report().repaired;
+        assert_eq!(repaired.len(), 1, "[{}]", backend.name);
+        assert_eq!(
+            repaired[0].pages,
+            (3..19).map(|p| (p * PAGE) as u64).collect::<Vec<_>>()
+        );
+        assert_eq!(dump(&store), state, "[{}]", backend.name);
+        drop(store);
+        assert_eq!(backend.read(&snap), original);
+    });
+}
+
+#[test]
+fn a_read_only_open_rebuilds_in_memory_and_writes_nothing() {
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        let len = backend.read(&snap).len();
+        damage(backend, &snap, &[len - 10..len - 9]);
+        let before: Vec<(String, Vec<u8>)> = backend
+            .names()
+            .into_iter()
+            .filter(|n| n != "LOCK")
+            .map(|n| (n.clone(), backend.read(&n)))
+            .collect();
+        let reader = backend
+            .options()
+            .read_only(true)
+            .open(&backend.dir)
+            .expect("read-only open");
+        assert_eq!(dump(&reader), state, "[{}]", backend.name);
+        let repaired = &reader.recovery_report().repaired;
+        assert_eq!(repaired.len(), 1);
+        assert!(repaired[0].damaged_copy.is_none());
+        drop(reader);
+        let after: Vec<(String, Vec<u8>)> = backend
+            .names()
+            .into_iter()
+            .filter(|n| n != "LOCK")
+            .map(|n| (n.clone(), backend.read(&n)))
+            .collect();
+        assert_eq!(
+            before, after,
+            "[{}] a read-only open changed files",
+            backend.name
+        );
+    });
+}
+
+#[test]
+fn damage_the_parity_cannot_cover_is_reported_with_both_reasons() {
+    for_each_backend(|backend| {
+        let (snap, _) = checkpointed(backend);
+        let len = backend.read(&snap).len();
+        // The footer's page and the page 16 before it share a parity group.
+        let last_page = (len - 1) / PAGE;
+        let before_it = (last_page - 16) * PAGE;
+        damage(
+            backend,
+            &snap,
+            &[len - 10..len - 9, before_it + 7..before_it + 8],
+        );
+        match backend
+            .options()
+            .verify_snapshot_on_open(true)
+            .open(&backend.dir)
+        {
+            Err(Error::Corrupt { file, reason, .. }) => {
+                assert_eq!(file, backend.path(&snap), "[{}] {reason}", backend.name);
+                assert!(
+                    reason.contains("share parity page"),
+                    "[{}] {reason}",
+                    backend.name
+                );
+            }
+            other => panic!(
+                "[{}] expected Corrupt, got {:?}",
+                backend.name,
+                other.map(|s| s.lsn())
+            ),
+        }
+    });
+}
+
+#[test]
+fn a_cut_snapshot_is_rebuilt() {
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        let original = backend.read(&snap);
+        backend.write(&snap, &original[..original.len() - 5000]);
+        let store = backend.open();
+        assert_eq!(
+            store.recovery_report().repaired.len(),
+            1,
+            "[{}]",
+            backend.name
+        );
+        assert_eq!(dump(&store), state);
+        drop(store);
+        assert_eq!(backend.read(&snap), original);
+    });
+}
+
+#[test]
+fn without_parity_no_sidecar_is_written_and_a_stale_one_is_removed() {
+    for_each_backend(|backend| {
+        let store = backend
+            .options()
+            .snapshot_parity(false)
+            .open(&backend.dir)
+            .expect("open");
+        common::commit_step(&store, 1);
+        store.checkpoint().expect("checkpoint");
+        assert!(
+            backend.names_ending(".par").is_empty(),
+            "[{}]",
+            backend.name
+        );
+        drop(store);
+        // A sidecar of the same lsn from an earlier attempt describes other bytes.
+        let store = backend.open();
+        common::commit_step(&store, 2);
+        backend.write("00000000000000000002.par", b"stale");
+        drop(store);
+        let store = backend
+            .options()
+            .snapshot_parity(false)
+            .open(&backend.dir)
+            .expect("open");
+        store.checkpoint().expect("checkpoint");
+        assert_eq!(backend.names_ending(".snap"), ["00000000000000000002.snap"]);
+        assert!(
+            backend.names_ending(".par").is_empty(),
+            "[{}] {:?}",
+            backend.name,
+            backend.names()
+        );
+    });
+}
+
+#[test]
+fn sidecars_go_with_their_snapshots() {
+    for_each_backend(|backend| {
+        let store = backend
+            .options()
+            .keep_fallback(true)
+            .checkpoint_wal_bytes(0)
+            .open(&backend.dir)
+            .expect("open");
+        for i in 1..=3 {
+            common::commit_step(&store, i);
+            store.checkpoint().expect("checkpoint");
+        }
+        assert_eq!(backend.names_ending(".snap").len(), 2);
+        assert_eq!(
+            backend.names_ending(".par"),
+            ["00000000000000000002.par", "00000000000000000003.par"],
+            "[{}]",
+            backend.name
+        );
+        drop(store);
+        let store = backend.open();
+        common::commit_step(&store, 4);
+        store.checkpoint().expect("checkpoint");
+        assert_eq!(backend.names_ending(".par"), ["00000000000000000004.par"]);
+    });
+}
+
+/// A failing disk at each call of the open that rebuilds the snapshot, then a power loss
+/// (all unsynced writes lost, or a random part of them, torn): the next open recovers the
+/// same state, rebuilding again if the first rebuild did not land.
+#[test]
+fn a_crash_while_the_rebuilt_snapshot_replaces_the_damaged_one_loses_nothing() {
+    let backend = Backend::sim(11);
+    let (snap, state) = checkpointed(&backend);
+    let len = backend.read(&snap).len();
+    damage(&backend, &snap, &[len - 30..len - 20]);
+    let sim = backend.sim.clone().unwrap();
+    let mut fault_points = 0;
+    for n in 0.. {
+        let mut fired = false;
+        for (k, mode) in [CrashMode::LoseUnsynced, CrashMode::Random]
+            .into_iter()
+            .enumerate()
+        {
+            let fork = sim.fork(n * 2 + k as u64);
+            let storage: Arc<dyn Storage> = Arc::new(fork.clone());
+            let options = || {
+                Store::options()
+                    .storage(storage.clone())
+                    .segment_bytes(64 * 1024)
+            };
+            let at_call = fork.calls() + 1 + n;
+            fork.inject(Fault {
+                at_call,
+                kind: FaultKind::Eio,
+                persistent: true,
+                only: None,
+            });
+            // The open fails, or opens poisoned (a failed sync), or the fault is beyond it.
+            drop(options().open(&backend.dir));
+            fired |= fork.calls() >= at_call;
+            fork.crash(mode);
+            fork.clear_faults();
+            let store = options()
+                .open(&backend.dir)
+                .unwrap_or_else(|e| panic!("fault at call {n}, {mode:?}: reopen failed: {e}"));
+            assert_eq!(dump(&store), state, "fault at call {n}, {mode:?}");
+            drop(store);
+            let report = walstore::verify(&fork as &dyn Storage, &backend.dir).expect("verify");
+            assert!(
+                !report.is_corrupt(),
+                "fault at call {n}, {mode:?}: {report:?}"
+            );
+        }
+        if !fired {
+            break;
+        }
+        fault_points += 1;
+    }
+    assert!(fault_points > 10, "{fault_points} fault points");
+    println!(
+        "parity-crash: {fault_points} fault points in the repairing open, each crashed 2 ways, 0 lost"
+    );
+}
+
+#[test]
+fn a_sidecar_is_written_by_backups_too() {
+    for_each_backend(|backend| {
+        let store = backend.open();
+        common::commit_step(&store, 1);
+        let dest = backend.dir.with_file_name("backup");
+        store.backup(&dest).expect("backup");
+        let names = backend.storage.list_dir(&dest).expect("list");
+        assert!(
+            names.iter().any(|n| n.ends_with(".par")),
+            "[{}] {names:?}",
+            backend.name
+        );
+        let _: &SimStorage;
+    });
+}
+
+#[test]
+fn verify_reports_a_damaged_sidecar_and_whether_a_damaged_snapshot_can_be_rebuilt() {
+    use walstore::verify::ProblemKind;
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        let par = snap.replace(".snap", ".par");
+        // A damaged parity page: nothing lost, the store opens, verify says so.
+        let original = damage(backend, &par, &[64 + 5 * PAGE + 9..64 + 5 * PAGE + 10]);
+        let report = walstore::verify(backend.storage.as_ref(), &backend.dir).expect("verify");
+        assert!(!report.is_corrupt(), "[{}] {report:?}", backend.name);
+        let problem = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::ParityDamaged)
+            .unwrap_or_else(|| panic!("[{}] {report:?}", backend.name));
+        assert_eq!(problem.file, backend.path(&par));
+        assert_eq!(problem.offset, Some((64 + 5 * PAGE) as u64), "{problem:?}");
+        assert_eq!(dump(&backend.open()), state);
+        backend.write(&par, &original);
+        // A damaged snapshot: corruption, and the sidecar rebuilds it.
+        damage(backend, &snap, &[100..101]);
+        let report = walstore::verify(backend.storage.as_ref(), &backend.dir).expect("verify");
+        assert!(report.is_corrupt());
+        let problem = report
+            .problems
+            .iter()
+            .find(|p| p.file == backend.path(&snap))
+            .unwrap_or_else(|| panic!("[{}] {report:?}", backend.name));
+        assert!(
+            problem.why.contains("rebuilds it (1 of its 4 KiB pages"),
+            "{problem:?}"
+        );
+    });
+}
