@@ -40,22 +40,28 @@ pub fn writer(dir: &Path, options: WriterOptions) -> CliResult<Store> {
 
 /// [`writer`], keeping the library's error for the caller to inspect.
 pub fn writer_or_library_error(dir: &Path, options: WriterOptions) -> walstore::Result<Store> {
-    if options.recovery == RecoveryMode::Strict {
-        strict_dry_run(dir, options.verify_snapshot)?;
-    }
-    let store = Store::options()
-        .create(options.create)
-        .durability(options.durability)
-        .recovery(options.recovery)
-        .keep_fallback(options.keep_fallback)
-        .verify_snapshot_on_open(options.verify_snapshot)
-        .open(dir)?;
+    let store = writer_maybe_poisoned(dir, options)?;
     // A writer that opened poisoned (its open-time sync failed) writes nothing: say why
     // now, instead of a bare "poisoned" from the first write.
     match store.poison_cause() {
         Some(cause) => Err(cause),
         None => Ok(store),
     }
+}
+
+/// Opens `dir` for writing; the store may have opened poisoned (`Store::poison_cause`),
+/// with its recovery done and reported.
+pub fn writer_maybe_poisoned(dir: &Path, options: WriterOptions) -> walstore::Result<Store> {
+    if options.recovery == RecoveryMode::Strict {
+        strict_dry_run(dir, options.verify_snapshot)?;
+    }
+    Store::options()
+        .create(options.create)
+        .durability(options.durability)
+        .recovery(options.recovery)
+        .keep_fallback(options.keep_fallback)
+        .verify_snapshot_on_open(options.verify_snapshot)
+        .open(dir)
 }
 
 /// A writer's recovery changes no store file until it has succeeded, but taking the

@@ -34,7 +34,7 @@ pub struct Args {
 pub fn run(args: &Args) -> CliResult {
     let report = {
         let _progress = Progress::spinner(format!("recovering {}", args.dir.display()));
-        let store = open::writer_or_library_error(
+        let store = open::writer_maybe_poisoned(
             &args.dir,
             WriterOptions {
                 create: false,
@@ -51,16 +51,26 @@ pub fn run(args: &Args) -> CliResult {
         )
         .map_err(|e| with_salvage_hint(e, &args.dir, args.salvage))?;
         let report = store.recovery_report().clone();
-        store.close()?;
-        report
+        // Recovery ran (and salvage may have cut) even if the open's final sync failed:
+        // report what it did, then the failure.
+        let poisoned = store.poison_cause();
+        if poisoned.is_none() {
+            store.close()?;
+        }
+        (report, poisoned)
     };
+    let (report, poisoned) = report;
     let mut out = Out::new();
     if args.json {
         out.json(&report)?;
     } else {
         write_text(&mut out, &args.dir, &report, args.salvage)?;
     }
-    out.finish()
+    out.finish()?;
+    match poisoned {
+        Some(cause) => Err(cause.into()),
+        None => Ok(()),
+    }
 }
 
 /// Points a strict recovery that met corruption in the WAL at `--salvage` (which cuts
