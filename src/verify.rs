@@ -228,7 +228,6 @@ fn check_sidecar(
         }
         return Ok(());
     }
-    let bytes = crate::recovery::repair::read_whole(storage, &path)?;
     let snapshot = crate::recovery::repair::read_whole(storage, &snapshot_path)?;
     let store_id = crate::header::FileHeader::decode(
         &snapshot,
@@ -246,6 +245,13 @@ fn check_sidecar(
                   intact and nothing is lost"
                 .into(),
         });
+    };
+    let bytes = match crate::recovery::repair::read_whole(storage, &path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            damaged(None, format!("cannot be read: {error}"));
+            return Ok(());
+        }
     };
     match Parity::parse(&bytes, &path, store_id, lsn) {
         Err(Error::Corrupt { offset, reason, .. }) => damaged(Some(offset), reason),

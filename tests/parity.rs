@@ -16,7 +16,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Backend, dump, fingerprint, for_each_backend};
-use walstore::storage::sim::{CrashMode, Fault, FaultKind};
+use walstore::storage::sim::{CallKind, CrashMode, Fault, FaultKind};
 use walstore::storage::{SimStorage, Storage};
 use walstore::{Error, Store};
 
@@ -413,4 +413,160 @@ fn verify_reports_a_damaged_sidecar_and_whether_a_damaged_snapshot_can_be_rebuil
             "{problem:?}"
         );
     });
+}
+
+/// Review finding: a persist that fails (here ENOSPC writing the rebuilt snapshot) fails
+/// the writer open but leaves nothing behind, so retries do not fill `quarantine/`; a
+/// read-only open works throughout, and the next writer open that can write persists.
+#[test]
+fn a_failed_rebuild_persist_leaves_nothing_and_a_later_open_persists() {
+    let backend = Backend::sim(3);
+    let (snap, state) = checkpointed(&backend);
+    let len = backend.read(&snap).len();
+    damage(&backend, &snap, &[len - 30..len - 20]);
+    let sim = backend.sim.clone().unwrap();
+    let open = |storage: Arc<dyn Storage>| {
+        Store::options()
+            .storage(storage)
+            .segment_bytes(64 * 1024)
+            .open(&backend.dir)
+    };
+    let enospc_at_write = |sim: &SimStorage, k: u64| {
+        sim.inject(Fault {
+            at_call: k,
+            kind: FaultKind::Enospc,
+            persistent: false,
+            only: Some(CallKind::Write),
+        });
+    };
+    // The k-th write of the open is the rebuilt snapshot's.
+    let k = (1..60)
+        .find(|&k| {
+            let fork = sim.fork(k);
+            enospc_at_write(&fork, k);
+            matches!(open(Arc::new(fork)), Err(e) if e.to_string().contains(".snap.tmp"))
+        })
+        .expect("a write of the rebuilt snapshot");
+    let quarantine = backend.dir.join("quarantine");
+    for attempt in 1..=3 {
+        enospc_at_write(&sim, k);
+        let Err(error) = open(backend.storage.clone()) else {
+            panic!("attempt {attempt}: the open succeeded");
+        };
+        assert!(error.to_string().contains("no space"), "{attempt}: {error}");
+        sim.clear_faults();
+        let copies = backend.storage.list_dir(&quarantine).unwrap_or_default();
+        assert!(copies.is_empty(), "attempt {attempt} left {copies:?}");
+        let reader = backend
+            .options()
+            .read_only(true)
+            .open(&backend.dir)
+            .expect("reader");
+        assert_eq!(dump(&reader), state);
+    }
+    let store = backend.open();
+    assert_eq!(dump(&store), state);
+    assert_eq!(backend.storage.list_dir(&quarantine).unwrap().len(), 1);
+}
+
+/// Review finding: with a fallback used, a segment missing further on is reported as the
+/// missing segment, not blamed on the damaged snapshot.
+#[test]
+fn a_missing_segment_after_a_fallback_is_reported_as_such() {
+    let backend = Backend::sim(5);
+    let options = || {
+        backend
+            .options()
+            .keep_fallback(true)
+            .snapshot_parity(false)
+            .checkpoint_wal_bytes(0)
+            .segment_bytes(4096)
+    };
+    let store = options().open(&backend.dir).unwrap();
+    for i in 1..=200 {
+        common::commit_step(&store, i);
+        if i == 20 || i == 40 {
+            store.checkpoint().unwrap();
+        }
+    }
+    drop(store);
+    let newest = backend.names_ending(".snap").pop().unwrap();
+    let len = backend.read(&newest).len();
+    damage(&backend, &newest, &[len - 30..len - 20]);
+    let segments = backend.names_ending(".wal");
+    let gone = segments[segments.len() - 3].clone();
+    backend.storage.remove_file(&backend.path(&gone)).unwrap();
+    match options().read_only(true).open(&backend.dir) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("missing WAL"), "{reason}");
+            assert!(!reason.contains("nothing to fall back on"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|s| s.lsn())),
+    }
+}
+
+/// Review finding: bytes appended after the footer are cut back by a rebuild.
+#[test]
+fn a_snapshot_with_bytes_after_its_footer_is_cut_back() {
+    for_each_backend(|backend| {
+        let (snap, state) = checkpointed(backend);
+        let original = backend.read(&snap);
+        let mut longer = original.clone();
+        longer.extend_from_slice(&[0u8; 512]);
+        backend.write(&snap, &longer);
+        let store = backend.open();
+        assert_eq!(
+            store.recovery_report().repaired.len(),
+            1,
+            "[{}]",
+            backend.name
+        );
+        assert_eq!(dump(&store), state);
+        drop(store);
+        assert_eq!(backend.read(&snap), original, "[{}]", backend.name);
+    });
+}
+
+/// A snapshot range that fails to read (`EIO`, as from a bad sector) while the open
+/// rebuilds it reads as zeros and is rebuilt too; whatever read fails, the open never
+/// returns other data.
+#[test]
+fn unreadable_pages_of_a_damaged_snapshot_are_rebuilt() {
+    let backend = Backend::sim(13);
+    let (snap, state) = checkpointed(&backend);
+    let len = backend.read(&snap).len();
+    damage(&backend, &snap, &[len - 30..len - 20]);
+    let sim = backend.sim.clone().unwrap();
+    let mut rebuilt_more = 0;
+    for k in 1..40 {
+        let fork = sim.fork(k);
+        // Three failed reads in a row: a 1 MiB chunk, then its first two pages.
+        for n in k..k + 3 {
+            fork.inject(Fault {
+                at_call: n,
+                kind: FaultKind::Eio,
+                persistent: false,
+                only: Some(CallKind::Read),
+            });
+        }
+        let storage: Arc<dyn Storage> = Arc::new(fork.clone());
+        let opened = Store::options()
+            .storage(storage)
+            .segment_bytes(64 * 1024)
+            .open(&backend.dir);
+        let Ok(store) = opened else { continue };
+        assert_eq!(dump(&store), state, "reads {k}..{} failed", k + 2);
+        if store
+            .recovery_report()
+            .repaired
+            .first()
+            .is_some_and(|r| r.pages.len() > 1)
+        {
+            rebuilt_more += 1;
+        }
+    }
+    assert!(
+        rebuilt_more > 0,
+        "no failed read fell on the snapshot's pages"
+    );
 }

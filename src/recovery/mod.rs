@@ -180,8 +180,16 @@ pub(crate) fn recover_up_to(
             let name = path
                 .file_name()
                 .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
-            let copy = ctx.quarantine_target(&name)?;
-            repair::persist(storage, &path, lsn, &bytes, &copy)?;
+            let damaged = repair::read_whole(storage, &path)?;
+            let (copy, exists) = ctx.quarantine_copy_target(&name, &damaged)?;
+            repair::persist(
+                storage,
+                &path,
+                lsn,
+                &bytes,
+                &damaged,
+                (!exists).then_some(&*copy),
+            )?;
             if let Some(repair) = ctx.report.repaired.iter_mut().find(|r| r.snapshot == path) {
                 repair.damaged_copy = Some(copy.clone());
             }
@@ -311,6 +319,26 @@ impl Ctx<'_> {
     /// A path in `quarantine/` (created, and made durable in the store directory, if
     /// missing) named `name`, or `name.1`, `name.2`, ... if taken: quarantined bytes are
     /// never overwritten, and a salvage interrupted by a crash can run again.
+    /// Where to copy `bytes` of the file `name` into `quarantine/`: a copy with the same
+    /// bytes already there (`true`: an earlier attempt wrote it), else a free name.
+    fn quarantine_copy_target(&self, name: &str, bytes: &[u8]) -> Result<(PathBuf, bool)> {
+        let quarantine = self.path(QUARANTINE_DIR);
+        for attempt in 0u32.. {
+            let candidate = if attempt == 0 {
+                quarantine.join(name)
+            } else {
+                quarantine.join(format!("{name}.{attempt}"))
+            };
+            if !self.storage.exists(&candidate).unwrap_or(false) {
+                return Ok((self.quarantine_target(name)?, false));
+            }
+            if repair::read_whole(self.storage, &candidate).is_ok_and(|copy| copy == bytes) {
+                return Ok((candidate, true));
+            }
+        }
+        Ok((self.quarantine_target(name)?, false))
+    }
+
     fn quarantine_target(&self, name: &str) -> Result<PathBuf> {
         let quarantine = self.path(QUARANTINE_DIR);
         if !self
@@ -491,12 +519,14 @@ impl Ctx<'_> {
             None => *store_id = Some(scanned.header.store_id),
         }
         if first_lsn > lsn + 1 {
-            // A skipped snapshot whose WAL is gone: its damage is the cause to report.
+            // The first segment the state needs is gone after a snapshot was skipped:
+            // that snapshot covered it, so its damage is the cause to report. (A gap
+            // further on is a missing segment, whatever happened to the snapshots.)
             if let Some(Error::Corrupt {
                 file,
                 offset,
                 reason,
-            }) = &self.newest_damage
+            }) = self.newest_damage.as_ref().filter(|_| first_read)
             {
                 return Err(Error::corrupt(
                     file,

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::header::{FileHeader, HEADER_BYTES};
+use crate::header::{FileHeader, SNAPSHOT_MAGIC};
 use crate::snapshot::parity::{self, PARITY_MAGIC, Parity};
 use crate::snapshot::reader::Snapshot;
 use crate::storage::Mapped;
@@ -35,6 +35,30 @@ pub(crate) fn read_whole(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
+/// Reads a whole file to its length; a range that fails to read (a bad sector: `EIO`)
+/// reads as zeros, 4 KiB page by page, so that the parity rebuilds it.
+fn read_readable(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+    const CHUNK_BYTES: usize = 1 << 20;
+    let file = storage
+        .open_file(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    for (chunk_index, chunk) in bytes.chunks_mut(CHUNK_BYTES).enumerate() {
+        let at = (chunk_index * CHUNK_BYTES) as u64;
+        if file.read_exact_at(chunk, at).is_ok() {
+            continue;
+        }
+        for (page_index, page) in chunk.chunks_mut(parity::PAGE_BYTES).enumerate() {
+            let page_at = at + (page_index * parity::PAGE_BYTES) as u64;
+            if file.read_exact_at(page, page_at).is_err() {
+                page.fill(0);
+            }
+        }
+    }
+    Ok(bytes)
+}
+
 /// Rebuilds the snapshot of `lsn` at `path` from `<lsn>.par` beside it. `Err` says why
 /// it cannot be (no sidecar, a damaged sidecar, damage the parity does not cover).
 pub(crate) fn rebuild(
@@ -52,11 +76,17 @@ pub(crate) fn rebuild(
         .store_id;
     let parity =
         Parity::parse(&sidecar, &sidecar_path, store_id, lsn).map_err(|e| e.to_string())?;
-    let damaged = read_whole(storage, path).map_err(|e| e.to_string())?;
+    let damaged = read_readable(storage, path).map_err(|e| e.to_string())?;
+    // Where the snapshot's own header is intact, it must name the sidecar's store.
+    if let Ok(header) = FileHeader::decode(&damaged, SNAPSHOT_MAGIC, path)
+        && header.store_id != store_id
+    {
+        return Err("the sidecar belongs to another store".into());
+    }
     let repaired = parity
         .repair(&damaged)
         .map_err(|why| format!("parity cannot rebuild it: {why}"))?;
-    if repaired.pages.is_empty() {
+    if repaired.pages.is_empty() && damaged.len() as u64 == parity.snapshot_bytes() {
         return Err("its pages match the parity sidecar: nothing to rebuild".into());
     }
     let bytes: std::sync::Arc<[u8]> = repaired.bytes.into();
@@ -83,40 +113,44 @@ pub(super) fn sidecar_of(path: &Path, lsn: u64) -> PathBuf {
 }
 
 /// Makes a rebuilt snapshot durable in place of the damaged one: the damaged bytes go to
-/// `damaged_copy` (written and synced first, so they are never lost), then the rebuilt
-/// bytes to `<lsn>.snap.tmp`, synced, renamed over `<lsn>.snap`, and the directory
-/// synced. A crash at any step leaves the damaged snapshot (rebuilt again at the next
-/// open) or the rebuilt one, and at most a temporary that recovery removes.
+/// `damaged_copy` (written and synced first, so they are never lost; `None` when
+/// `quarantine/` holds an identical copy already, from an attempt a crash cut short),
+/// then the rebuilt bytes to `<lsn>.snap.tmp`, synced, renamed over `<lsn>.snap`, and the
+/// directory synced. A crash at any step leaves the damaged snapshot (rebuilt again at
+/// the next open) or the rebuilt one, and at most a temporary that recovery removes. A
+/// failure removes what this call wrote (best effort), so a failed open adds nothing.
 pub(super) fn persist(
     storage: &dyn Storage,
     path: &Path,
     lsn: u64,
     rebuilt: &[u8],
-    damaged_copy: &Path,
+    damaged: &[u8],
+    damaged_copy: Option<&Path>,
 ) -> Result<()> {
-    let damaged = read_whole(storage, path)?;
-    super::write_durable(storage, damaged_copy, &damaged)?;
     let tmp = path.with_file_name(crate::snapshot::tmp_name(lsn));
-    let file = crate::storage::create_temp(storage, &tmp)?;
-    let written = file
-        .write_all_at(rebuilt, 0)
-        .map_err(|e| Error::io("write", &tmp, e))
+    let written = damaged_copy
+        .map_or(Ok(()), |copy| super::write_durable(storage, copy, damaged))
         .and_then(|()| {
+            let file = crate::storage::create_temp(storage, &tmp)?;
+            file.write_all_at(rebuilt, 0)
+                .map_err(|e| Error::io("write", &tmp, e))?;
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &tmp, e))
+        })
+        .and_then(|()| {
+            storage
+                .rename(&tmp, path)
+                .map_err(|e| Error::io("rename", &tmp, e))
         });
-    drop(file);
     if let Err(error) = written {
         let _ = storage.remove_file(&tmp);
+        if let Some(copy) = damaged_copy {
+            let _ = storage.remove_file(copy);
+        }
         return Err(error);
     }
-    storage
-        .rename(&tmp, path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     storage
         .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
-    debug_assert!(rebuilt.len() >= HEADER_BYTES);
-    Ok(())
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }

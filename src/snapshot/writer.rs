@@ -344,10 +344,11 @@ where
 /// reach the disk, and a later sync would not tell (fsyncgate), so the caller must not go
 /// on as if nothing happened. Write-back gives way to `foreground` (`storage::pacing`).
 ///
-/// Order: write both temporaries, `fdatasync` the snapshot, then the sidecar; rename the
-/// sidecar, then the snapshot; `fsync` the directory. A crash leaves the snapshot with or
-/// without its sidecar, or a sidecar with no snapshot (unused; pruned later), never a
-/// snapshot named before its bytes are durable.
+/// Order: write both temporaries, `fdatasync` the snapshot, then the sidecar; unlink any
+/// `<lsn>.par`, rename the snapshot, then the sidecar; `fsync` the directory. A crash
+/// leaves the snapshot with or without its sidecar (a `.par.tmp` recovery removes), never
+/// a snapshot named before its bytes are durable, and never a sidecar beside a snapshot
+/// it was not computed from.
 pub(crate) fn write_with(
     target: Target<'_>,
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
@@ -409,23 +410,27 @@ pub(crate) fn write_with(
             return Err(error);
         }
     };
-    let renamed = if target.parity {
-        storage
-            .rename(&parity_tmp, &parity_path)
-            .map_err(|e| Error::io("rename", &parity_tmp, e))
-    } else {
-        // A sidecar left by an earlier attempt at this lsn describes other bytes.
-        match storage.remove_file(&parity_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io("remove", &parity_path, e))
-            }
-            _ => Ok(()),
+    // Any sidecar named like this snapshot's goes first: one left by an earlier attempt
+    // at this lsn describes other bytes. Then the snapshot, then its sidecar, so that a
+    // sidecar is only ever named beside the snapshot it was computed from.
+    let renamed = match storage.remove_file(&parity_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove", &parity_path, e))
         }
+        _ => Ok(()),
     }
     .and_then(|()| {
         storage
             .rename(&tmp, &path)
             .map_err(|e| Error::io("rename", &tmp, e))
+    })
+    .and_then(|()| {
+        if !target.parity {
+            return Ok(());
+        }
+        storage
+            .rename(&parity_tmp, &parity_path)
+            .map_err(|e| Error::io("rename", &parity_tmp, e))
     });
     if let Err(error) = renamed {
         remove_temps();
