@@ -37,6 +37,9 @@ pub struct CheckpointReport {
     pub segments_deleted: usize,
     /// Old snapshots deleted.
     pub snapshots_deleted: usize,
+    /// The snapshot this one was written from turned out damaged, and was rebuilt from
+    /// its parity sidecar to write this one (its path).
+    pub base_rebuilt: Option<std::path::PathBuf>,
     /// Time taken.
     pub duration: Duration,
 }
@@ -63,6 +66,7 @@ impl Inner {
                     written: false,
                     segments_deleted: 0,
                     snapshots_deleted: 0,
+                    base_rebuilt: None,
                     duration: started.elapsed(),
                 });
             }
@@ -72,26 +76,43 @@ impl Inner {
             log.wal_bytes_since_checkpoint = 0;
             log.working.clone()
         };
+        let mut frozen = frozen;
         let lsn = frozen.lsn;
         if let Some(base) = &frozen.base {
             base.advise_full_scan();
         }
         let mut sync_failed = false;
-        let written = self.long_write(pacing, "walstore-snapshot", |foreground| {
-            let target = snapshot::writer::Target {
-                storage: self.storage.as_ref(),
-                dir: &self.dir,
-                store_id: self.store_id,
-                lsn,
-                parity: self.options.snapshot_parity,
-            };
-            snapshot::writer::write_with(
-                target,
-                &mut |out| frozen.write_snapshot(out),
-                foreground,
-                &mut sync_failed,
-            )
-        });
+        let write = |frozen: &crate::state::Version, sync_failed: &mut bool| {
+            self.long_write(pacing, "walstore-snapshot", |foreground| {
+                let target = snapshot::writer::Target {
+                    storage: self.storage.as_ref(),
+                    dir: &self.dir,
+                    store_id: self.store_id,
+                    lsn,
+                    parity: self.options.snapshot_parity,
+                };
+                snapshot::writer::write_with(
+                    target,
+                    &mut |out| frozen.write_snapshot(out),
+                    foreground,
+                    sync_failed,
+                )
+            })
+        };
+        let mut written = write(&frozen, &mut sync_failed);
+        // Damage in the snapshot being copied from (its blocks are checked only when first
+        // read): rebuild it from its sidecar and write from the rebuilt copy instead.
+        let mut base_rebuilt = None;
+        if let (Err(Error::Corrupt { file, .. }), Some(base), false) =
+            (&written, &frozen.base, sync_failed)
+            && file.as_path() == base.path()
+            && let Ok(rebuilt) =
+                crate::recovery::repair::rebuild(self.storage.as_ref(), base.path(), base.lsn())
+        {
+            base_rebuilt = Some(base.path().to_path_buf());
+            frozen.base = Some(Arc::new(rebuilt.snapshot));
+            written = write(&frozen, &mut sync_failed);
+        }
         let installed = written.and_then(|written| {
             let opened = open_snapshot(self.storage.as_ref(), &written.path, false)?;
             Ok((written, opened))
@@ -125,6 +146,7 @@ impl Inner {
             written: true,
             segments_deleted,
             snapshots_deleted,
+            base_rebuilt,
             duration: started.elapsed(),
         })
     }
@@ -288,6 +310,7 @@ impl Inner {
             written: true,
             segments_deleted: 0,
             snapshots_deleted: 0,
+            base_rebuilt: None,
             duration: started.elapsed(),
         })
     }
