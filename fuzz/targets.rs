@@ -353,3 +353,60 @@ pub fn recovery(data: &[u8]) {
         }
     }
 }
+
+/// The parity sidecar's parser and rebuild (`snapshot::parity`). Input: a mode byte, a
+/// `u16` LE length, that many bytes of "snapshot", then the rest.
+/// - mode 0: the rest is a sidecar; parse it and, if it parses, rebuild the snapshot;
+/// - mode 1: build the snapshot's sidecar, damage the snapshot with the rest (pairs of a
+///   `u16` LE offset and an XOR byte), rebuild: a rebuild that succeeds returns bytes
+///   whose every page matches the sidecar;
+/// - mode 2: build the sidecar, damage the sidecar with the rest, parse and rebuild.
+pub fn parity_decoder(data: &[u8]) {
+    use walstore::header::FileHeader;
+    use walstore::snapshot::parity::{PARITY_MAGIC, Parity, ParityBuilder};
+    let (mode, data) = split_mode(data);
+    let (len, data) = match data.split_first_chunk::<2>() {
+        Some((len, rest)) => (u16::from_le_bytes(*len) as usize, rest),
+        None => (0, data),
+    };
+    let (snapshot, rest) = data.split_at(len.min(data.len()));
+    let path = Path::new("fuzz.par");
+    let sidecar_of = |snapshot: &[u8]| {
+        let mut out = FileHeader {
+            magic: PARITY_MAGIC,
+            store_id: FUZZ_STORE_ID,
+            lsn: 9,
+        }
+        .encode()
+        .to_vec();
+        let mut builder = ParityBuilder::new();
+        builder.update(snapshot);
+        out.extend(builder.take_ready());
+        out.extend(builder.finish());
+        out
+    };
+    let damaged = |bytes: &[u8], damage: &[u8]| {
+        let mut out = bytes.to_vec();
+        for pair in damage.chunks_exact(3) {
+            let at = u16::from_le_bytes([pair[0], pair[1]]) as usize;
+            if let Some(byte) = out.get_mut(at) {
+                *byte ^= pair[2];
+            }
+        }
+        out
+    };
+    let check = |sidecar: &[u8], snapshot: &[u8]| {
+        if let Ok(parity) = Parity::parse(sidecar, path, FUZZ_STORE_ID, 9) {
+            let _ = parity.stale_parity_pages(snapshot);
+            if let Ok(repaired) = parity.repair(snapshot) {
+                assert_eq!(repaired.bytes.len() as u64, parity.snapshot_bytes());
+                assert!(parity.damaged_pages(&repaired.bytes).is_empty());
+            }
+        }
+    };
+    match mode % 3 {
+        0 => check(rest, snapshot),
+        1 => check(&sidecar_of(snapshot), &damaged(snapshot, rest)),
+        _ => check(&damaged(&sidecar_of(snapshot), rest), snapshot),
+    }
+}

@@ -29,10 +29,11 @@ use walstore::{Options, Store};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 4] = [
     ("record_decoder", targets::record_decoder),
     ("snapshot_decoder", targets::snapshot_decoder),
     ("recovery", targets::recovery),
+    ("parity_decoder", targets::parity_decoder),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -114,6 +115,7 @@ fn corpus_replays_and_mutations_never_panic() {
         // Recovery runs whole stores: fewer, costlier inputs.
         let share = match target {
             "recovery" => mutations / 5,
+            "parity_decoder" => mutations / 5,
             _ => mutations * 2 / 5,
         };
         for i in 0..share {
@@ -133,7 +135,7 @@ fn corpus_replays_and_mutations_never_panic() {
         }
     }
     println!(
-        "fuzz-corpus: {replayed} corpus files replayed and {mutated} seeded mutations through record_decoder, snapshot_decoder and recovery, 0 panics"
+        "fuzz-corpus: {replayed} corpus files replayed and {mutated} seeded mutations through record_decoder, snapshot_decoder, recovery and parity_decoder, 0 panics"
     );
 }
 

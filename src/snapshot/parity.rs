@@ -105,7 +105,8 @@ fn xor_into(acc: &mut [u8], page: &[u8]) {
 /// Computes a sidecar from a snapshot's bytes as they are written, in order.
 ///
 /// Memory: the current stripe's 16 parity pages (64 KiB) and 4 bytes per page.
-pub(crate) struct ParityBuilder {
+#[derive(Debug)]
+pub struct ParityBuilder {
     /// The current page, while it is incomplete.
     page: Vec<u8>,
     /// Index of the next complete page.
@@ -119,7 +120,14 @@ pub(crate) struct ParityBuilder {
     ready: Vec<u8>,
 }
 
+impl Default for ParityBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ParityBuilder {
+    /// A builder that has seen no byte yet.
     pub fn new() -> Self {
         ParityBuilder {
             page: Vec::with_capacity(PAGE_BYTES),
