@@ -140,8 +140,8 @@ fn without_a_fallback_a_damaged_snapshot_is_reported_not_replaced() {
                 );
                 assert!(
                     reason.contains(
-                        "nothing to fall back on: no older snapshot and WAL hold lsn 1 to 120"
-                    ),
+                        "nothing to fall back on: no older snapshot, and the WAL starts at lsn 121"
+                    ) && reason.contains("lsn 1 to 120 are in no file"),
                     "[{}] {reason}",
                     backend.name
                 );

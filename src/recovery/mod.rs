@@ -2,7 +2,7 @@
 //!
 //! | # | case | action |
 //! |---|---|---|
-//! | 1 | a file named like the store's temporaries (`<20 digits>.snap.tmp`, `.wal.tmp`) | removed (writer) and reported; foreign files are never touched |
+//! | 1 | a file named like the store's temporaries (`<20 digits>.snap.tmp`, `.wal.tmp`, `.par.tmp`) | removed (writer) and reported; foreign files are never touched |
 //! | 2 | newest snapshot fails its header, footer or top-index check (or any block, with `verify_snapshot_on_open`) | 2r: rebuilt from its parity sidecar if it can be (`repair`); else fall back to the next older snapshot; the damaged one is moved to `quarantine/` (writer) |
 //! | 3 | no snapshot validates | replay from lsn 1 (empty state) |
 //! | 4 | a file of the wrong store id | corruption |
@@ -17,6 +17,7 @@
 //! | 13 | the WAL ends before the snapshot's lsn (commits made with `Durability::None` that a checkpoint covered) | the snapshot wins; a new segment starts after it |
 
 pub(crate) mod kv_batch;
+pub(crate) mod quarantine;
 pub(crate) mod repair;
 mod report;
 mod segments;
@@ -40,8 +41,7 @@ use crate::store::{Options, RecoveryMode};
 use crate::wal::scan::{self, SegmentEnd, SegmentScan};
 use crate::wal::segment::{self, ActiveSegment};
 
-/// Name of the directory that receives damaged bytes.
-pub const QUARANTINE_DIR: &str = "quarantine";
+pub use quarantine::QUARANTINE_DIR;
 
 /// What recovery hands to the store.
 #[derive(Debug)]
@@ -177,19 +177,7 @@ pub(crate) fn recover_up_to(
             }
         }
         for (path, lsn, bytes) in std::mem::take(&mut ctx.rebuilt) {
-            let name = path
-                .file_name()
-                .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
-            let damaged = repair::read_whole(storage, &path)?;
-            let (copy, exists) = ctx.quarantine_copy_target(&name, &damaged)?;
-            repair::persist(
-                storage,
-                &path,
-                lsn,
-                &bytes,
-                &damaged,
-                (!exists).then_some(&*copy),
-            )?;
+            let copy = repair::replace_damaged(storage, dir, &path, lsn, &bytes)?;
             if let Some(repair) = ctx.report.repaired.iter_mut().find(|r| r.snapshot == path) {
                 repair.damaged_copy = Some(copy.clone());
             }
@@ -301,74 +289,11 @@ impl Ctx<'_> {
 
     /// Moves a whole file into `quarantine/`.
     fn quarantine_file(&self, path: &Path) -> Result<PathBuf> {
-        let name = path
-            .file_name()
-            .map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
-        let target = self.quarantine_target(&name)?;
-        self.storage
-            .rename(path, &target)
-            .map_err(|e| Error::io("rename", path, e))?;
-        let quarantine = self.path(QUARANTINE_DIR);
-        self.storage
-            .sync_dir(&quarantine)
-            .map_err(|e| Error::io("fsync directory", &quarantine, e))?;
-        self.sync_dir()?;
-        Ok(target)
-    }
-
-    /// A path in `quarantine/` (created, and made durable in the store directory, if
-    /// missing) named `name`, or `name.1`, `name.2`, ... if taken: quarantined bytes are
-    /// never overwritten, and a salvage interrupted by a crash can run again.
-    /// Where to copy `bytes` of the file `name` into `quarantine/`: a copy with the same
-    /// bytes already there (`true`: an earlier attempt wrote it), else a free name.
-    fn quarantine_copy_target(&self, name: &str, bytes: &[u8]) -> Result<(PathBuf, bool)> {
-        let quarantine = self.path(QUARANTINE_DIR);
-        for attempt in 0u32.. {
-            let candidate = if attempt == 0 {
-                quarantine.join(name)
-            } else {
-                quarantine.join(format!("{name}.{attempt}"))
-            };
-            if !self.storage.exists(&candidate).unwrap_or(false) {
-                return Ok((self.quarantine_target(name)?, false));
-            }
-            if repair::read_whole(self.storage, &candidate).is_ok_and(|copy| copy == bytes) {
-                return Ok((candidate, true));
-            }
-        }
-        Ok((self.quarantine_target(name)?, false))
+        quarantine::move_file(self.storage, self.dir, path)
     }
 
     fn quarantine_target(&self, name: &str) -> Result<PathBuf> {
-        let quarantine = self.path(QUARANTINE_DIR);
-        if !self
-            .storage
-            .exists(&quarantine)
-            .map_err(|e| Error::io("stat", &quarantine, e))?
-        {
-            self.storage
-                .create_dir_all(&quarantine)
-                .map_err(|e| Error::io("create directory", &quarantine, e))?;
-            self.sync_dir()?;
-        }
-        for attempt in 0u32.. {
-            let candidate = if attempt == 0 {
-                quarantine.join(name)
-            } else {
-                quarantine.join(format!("{name}.{attempt}"))
-            };
-            if !self
-                .storage
-                .exists(&candidate)
-                .map_err(|e| Error::io("stat", &candidate, e))?
-            {
-                return Ok(candidate);
-            }
-        }
-        Err(Error::InvalidArgument(format!(
-            "no free name for {name} in {}",
-            quarantine.display()
-        )))
+        quarantine::target(self.storage, self.dir, name)
     }
 
     /// Cases 4 to 12: replays the WAL after the version's lsn. Returns the last segment's
@@ -531,12 +456,24 @@ impl Ctx<'_> {
                 return Err(Error::corrupt(
                     file,
                     *offset,
-                    format!(
-                        "{reason}; nothing to fall back on: no older snapshot and WAL hold \
-                         lsn {} to {} (a fallback is kept only with keep_fallback(true))",
-                        lsn + 1,
-                        first_lsn - 1
-                    ),
+                    match &self.report.snapshot {
+                        Some(older) => format!(
+                            "{reason}; nothing to fall back on: the older snapshot {} covers \
+                             lsn {lsn}, but the WAL after it starts at lsn {first_lsn} ({}): \
+                             lsn {} to {} are in no file",
+                            older.display(),
+                            path.display(),
+                            lsn + 1,
+                            first_lsn - 1
+                        ),
+                        None => format!(
+                            "{reason}; nothing to fall back on: no older snapshot, and the WAL \
+                             starts at lsn {first_lsn} ({}): lsn 1 to {} are in no file (a \
+                             fallback is kept only with keep_fallback(true))",
+                            path.display(),
+                            first_lsn - 1
+                        ),
+                    },
                 ));
             }
             return Err(Error::corrupt(

@@ -37,7 +37,7 @@ pub(crate) fn read_whole(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> 
 
 /// Reads a whole file to its length; a range that fails to read (a bad sector: `EIO`)
 /// reads as zeros, 4 KiB page by page, so that the parity rebuilds it.
-fn read_readable(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_readable(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
     const CHUNK_BYTES: usize = 1 << 20;
     let file = storage
         .open_file(path, OpenMode::Read)
@@ -112,26 +112,16 @@ pub(super) fn sidecar_of(path: &Path, lsn: u64) -> PathBuf {
     path.with_file_name(parity::file_name(lsn))
 }
 
-/// Makes a rebuilt snapshot durable in place of the damaged one: the damaged bytes go to
-/// `damaged_copy` (written and synced first, so they are never lost; `None` when
-/// `quarantine/` holds an identical copy already, from an attempt a crash cut short),
-/// then the rebuilt bytes to `<lsn>.snap.tmp`, synced, renamed over `<lsn>.snap`, and the
-/// directory synced. A crash at any step leaves the damaged snapshot (rebuilt again at
-/// the next open) or the rebuilt one, and at most a temporary that recovery removes. A
-/// failure removes what this call wrote (best effort), so a failed open adds nothing.
-pub(super) fn persist(
-    storage: &dyn Storage,
-    path: &Path,
-    lsn: u64,
-    rebuilt: &[u8],
-    damaged: &[u8],
-    damaged_copy: Option<&Path>,
-) -> Result<()> {
+/// Makes a rebuilt snapshot durable in place of the damaged one, whose bytes the caller
+/// has copied into `quarantine/` first (`quarantine::copy`): the rebuilt bytes go to
+/// `<lsn>.snap.tmp`, synced, renamed over `<lsn>.snap`, and the directory synced. A crash
+/// at any step leaves the damaged snapshot (rebuilt again at the next open) or the
+/// rebuilt one, and at most a temporary that recovery removes; a failure removes the
+/// temporary (best effort).
+pub(crate) fn persist(storage: &dyn Storage, path: &Path, lsn: u64, rebuilt: &[u8]) -> Result<()> {
     let tmp = path.with_file_name(crate::snapshot::tmp_name(lsn));
-    let written = damaged_copy
-        .map_or(Ok(()), |copy| super::write_durable(storage, copy, damaged))
-        .and_then(|()| {
-            let file = crate::storage::create_temp(storage, &tmp)?;
+    let written = crate::storage::create_temp(storage, &tmp)
+        .and_then(|file| {
             file.write_all_at(rebuilt, 0)
                 .map_err(|e| Error::io("write", &tmp, e))?;
             file.sync_data()
@@ -144,13 +134,36 @@ pub(super) fn persist(
         });
     if let Err(error) = written {
         let _ = storage.remove_file(&tmp);
-        if let Some(copy) = damaged_copy {
-            let _ = storage.remove_file(copy);
-        }
         return Err(error);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Copies the damaged snapshot at `path` into `quarantine/` and puts the `rebuilt`
+/// bytes in its place ([`persist`]). Returns where the damaged bytes went. If putting the
+/// rebuilt bytes in place fails, a copy this call created is removed (best effort), so
+/// that a failed open adds nothing.
+pub(crate) fn replace_damaged(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    lsn: u64,
+    rebuilt: &[u8],
+) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
+    // A range that cannot be read (a bad sector) is copied as zeros.
+    let damaged = read_readable(storage, path)?;
+    let (copy, created) = super::quarantine::copy(storage, dir, &name, &damaged)?;
+    if let Err(error) = persist(storage, path, lsn, rebuilt) {
+        if created {
+            let _ = storage.remove_file(&copy);
+        }
+        return Err(error);
+    }
+    Ok(copy)
 }

@@ -40,6 +40,9 @@ pub struct CheckpointReport {
     /// The snapshot this one was written from turned out damaged, and was rebuilt from
     /// its parity sidecar to write this one (its path).
     pub base_rebuilt: Option<std::path::PathBuf>,
+    /// Where that damaged snapshot's bytes went in `quarantine/`: moved there, or, with
+    /// `keep_fallback(true)`, copied there before the rebuilt bytes replaced them.
+    pub base_quarantined: Option<std::path::PathBuf>,
     /// Time taken.
     pub duration: Duration,
 }
@@ -67,6 +70,7 @@ impl Inner {
                     segments_deleted: 0,
                     snapshots_deleted: 0,
                     base_rebuilt: None,
+                    base_quarantined: None,
                     duration: started.elapsed(),
                 });
             }
@@ -109,7 +113,7 @@ impl Inner {
             && let Ok(rebuilt) =
                 crate::recovery::repair::rebuild(self.storage.as_ref(), base.path(), base.lsn())
         {
-            base_rebuilt = Some(base.path().to_path_buf());
+            base_rebuilt = Some((base.path().to_path_buf(), base.lsn(), rebuilt.bytes));
             frozen.base = Some(Arc::new(rebuilt.snapshot));
             written = write(&frozen, &mut sync_failed);
         }
@@ -138,6 +142,12 @@ impl Inner {
             *self.published.write() = Arc::new(log.working.clone());
             self.rotate_idle(&mut log)?;
         }
+        let base_quarantined = match &base_rebuilt {
+            Some((path, base_lsn, bytes)) => {
+                Some(self.settle_rebuilt_base(path, *base_lsn, bytes)?)
+            }
+            None => None,
+        };
         let (segments_deleted, snapshots_deleted) = self.prune()?;
         Ok(CheckpointReport {
             lsn,
@@ -146,7 +156,8 @@ impl Inner {
             written: true,
             segments_deleted,
             snapshots_deleted,
-            base_rebuilt,
+            base_rebuilt: base_rebuilt.map(|(path, _, _)| path),
+            base_quarantined,
             duration: started.elapsed(),
         })
     }
@@ -189,6 +200,25 @@ impl Inner {
                 Err(error)
             }
         }
+    }
+
+    /// After a checkpoint written from a base rebuilt in memory (P2 g): the damaged base
+    /// file is never simply deleted. Kept as the fallback, it is replaced by the rebuilt
+    /// bytes, its own bytes copied into `quarantine/` first (as recovery does); otherwise
+    /// it is moved into `quarantine/`, and prune removes its sidecar. Returns where its
+    /// bytes went.
+    fn settle_rebuilt_base(
+        &self,
+        path: &std::path::Path,
+        lsn: u64,
+        rebuilt: &[u8],
+    ) -> Result<std::path::PathBuf> {
+        use crate::recovery::{quarantine, repair};
+        let storage = self.storage.as_ref();
+        if !self.options.keep_fallback {
+            return quarantine::move_file(storage, &self.dir, path);
+        }
+        repair::replace_damaged(storage, &self.dir, path, lsn, rebuilt)
     }
 
     /// Step 4. Never deletes the active segment.
@@ -311,6 +341,7 @@ impl Inner {
             segments_deleted: 0,
             snapshots_deleted: 0,
             base_rebuilt: None,
+            base_quarantined: None,
             duration: started.elapsed(),
         })
     }

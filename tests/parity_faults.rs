@@ -1,0 +1,405 @@
+//! Parity sidecars under harder faults, from the second review of the eighth session
+//! (each of these failed on the code it reviewed): a bad sector that stays bad, a crash
+//! between writing the quarantine copy and syncing it, a healing checkpoint that keeps
+//! the damaged base as its fallback, a sweep damaging every page in turn, and the error
+//! when the first segment after a fallback is missing.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::single_range_in_vec_init,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{Backend, dump, fingerprint};
+use walstore::storage::sim::{CrashMode, Fault, FaultKind};
+use walstore::storage::{
+    FileStamp, Mapped, OpenMode, SimStorage, Storage, StorageFile, StorageLock,
+};
+use walstore::{Error, Store};
+
+const PAGE: usize = 4096;
+
+fn fill(store: &Store) {
+    for batch in 0..4u64 {
+        let mut txn = store.begin_write();
+        for i in 0..800 {
+            let n = batch * 800 + i;
+            txn.put_fingerprint(
+                "code",
+                &format!("src/module{}/file{n:05}.rs", n % 9),
+                fingerprint(n),
+            );
+        }
+        txn.commit().expect("commit");
+    }
+}
+
+fn checkpointed(backend: &Backend, options: walstore::Options) -> (String, String) {
+    let store = options.open(&backend.dir).expect("open");
+    fill(&store);
+    store.checkpoint().expect("checkpoint");
+    let mut txn = store.begin_write();
+    txn.set_meta("after", walstore::Value::from(1u64));
+    txn.commit().expect("commit");
+    let state = dump(&store);
+    drop(store);
+    let snap = backend.names_ending(".snap").pop().expect("a snapshot");
+    (snap, state)
+}
+
+fn damage(backend: &Backend, name: &str, ranges: &[std::ops::Range<usize>]) {
+    let mut bytes = backend.read(name);
+    for range in ranges {
+        for byte in &mut bytes[range.clone()] {
+            *byte ^= 0xA5;
+        }
+    }
+    backend.write(name, &bytes);
+}
+
+// ---------------------------------------------------------------- 1. bad sector
+
+/// SimStorage, except that `read_exact_at` of `file` fails (EIO) on every read touching
+/// `bad` (a persistent bad sector). `map` still works, as an mmap does until the page is
+/// touched.
+#[derive(Debug, Clone)]
+struct BadSector {
+    inner: SimStorage,
+    file: PathBuf,
+    bad: std::ops::Range<u64>,
+}
+
+#[derive(Debug)]
+struct BadFile {
+    inner: Box<dyn StorageFile>,
+    bad: Option<std::ops::Range<u64>>,
+}
+
+impl Storage for BadSector {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        let inner = self.inner.open_file(path, mode)?;
+        let bad = (path == self.file && mode == OpenMode::Read).then(|| self.bad.clone());
+        Ok(Box::new(BadFile { inner, bad }))
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
+        self.inner.dir_identity(dir)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
+        self.inner.try_lock(path)
+    }
+    fn is_locked(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_locked(path)
+    }
+}
+
+impl StorageFile for BadFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if let Some(bad) = &self.bad
+            && offset < bad.end
+            && offset + buf.len() as u64 > bad.start
+        {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn map(&self) -> io::Result<Mapped> {
+        self.inner.map()
+    }
+    fn is_unlinked(&self) -> io::Result<bool> {
+        self.inner.is_unlinked()
+    }
+    fn stamp(&self) -> io::Result<FileStamp> {
+        self.inner.stamp()
+    }
+}
+
+/// 8c7ff50 reads unreadable pages as zeros so that the parity rebuilds them
+/// (`read_readable`), but the writer's persist step reads the damaged file again with
+/// `read_whole` (recovery/mod.rs), which fails on the same bad sector: a writer can
+/// never open the store, while a read-only open rebuilds it fine.
+#[test]
+fn a_persistent_bad_sector_is_rebuilt_and_writers_open() {
+    let backend = Backend::sim(21);
+    let (snap, state) = checkpointed(&backend, backend.options());
+    let len = backend.read(&snap).len();
+    // The footer (a Corrupt at open), and a bad sector in a data page of another group.
+    damage(&backend, &snap, &[len - 30..len - 20]);
+    let last_page = (len - 1) / PAGE;
+    let bad_page = (5..last_page).find(|p| p % 16 != last_page % 16).unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(BadSector {
+        inner: backend.sim.clone().unwrap(),
+        file: backend.path(&snap),
+        bad: (bad_page * PAGE) as u64 + 512..(bad_page * PAGE) as u64 + 1024,
+    });
+    let opts = || {
+        Store::options()
+            .storage(storage.clone())
+            .segment_bytes(64 * 1024)
+    };
+    let reader = opts()
+        .read_only(true)
+        .open(&backend.dir)
+        .expect("read-only open");
+    assert_eq!(dump(&reader), state);
+    drop(reader);
+    for attempt in 1..=2 {
+        match opts().open(&backend.dir) {
+            Ok(store) => {
+                assert_eq!(dump(&store), state);
+            }
+            Err(e) => panic!("writer open {attempt} failed: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- 2. reused copy
+
+/// `quarantine_copy_target` reuses a quarantine file whose *live* bytes equal the damaged
+/// ones, without checking it is durable. A first open that wrote the copy but died before
+/// its fdatasync (process death: page cache kept) leaves such a file; the second open
+/// reuses it, replaces `<lsn>.snap` durably, and a power loss then loses the only copy of
+/// the damaged bytes (the spec: "written and fdatasynced" first, "never lost").
+#[test]
+fn a_reused_quarantine_copy_is_made_durable_before_the_snapshot_is_replaced() {
+    let backend = Backend::sim(11);
+    let (snap, _) = checkpointed(&backend, backend.options());
+    let len = backend.read(&snap).len();
+    damage(&backend, &snap, &[len - 30..len - 20]);
+    let damaged = backend.read(&snap);
+    let sim = backend.sim.clone().unwrap();
+    let mut lost = Vec::new();
+    for n in 0..80u64 {
+        let fork = sim.fork(n);
+        let storage: Arc<dyn Storage> = Arc::new(fork.clone());
+        let opts = || {
+            Store::options()
+                .storage(storage.clone())
+                .segment_bytes(64 * 1024)
+        };
+        fork.inject(Fault {
+            at_call: fork.calls() + 1 + n,
+            kind: FaultKind::Eio,
+            persistent: true,
+            only: None,
+        });
+        drop(opts().open(&backend.dir));
+        fork.crash(CrashMode::KeepUnsynced); // the process dies
+        fork.clear_faults();
+        drop(opts().open(&backend.dir).expect("second open"));
+        fork.crash(CrashMode::LoseUnsynced); // then the power fails
+        let on_disk = fork.read_file(backend.path(&snap)).unwrap();
+        if on_disk == damaged {
+            continue;
+        }
+        let quarantine = backend.dir.join("quarantine");
+        let kept = fork
+            .file_names(&quarantine)
+            .iter()
+            .any(|name| fork.read_file(quarantine.join(name)).as_deref() == Some(&damaged[..]));
+        if !kept {
+            lost.push(n);
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "snapshot replaced but the damaged bytes are in no quarantine file, fault at calls {lost:?}"
+    );
+}
+
+// ---------------------------------------------------------------- 3. keep_fallback
+
+/// With keep_fallback(true) the checkpoint that "heals" keeps the damaged base unrepaired
+/// as the fallback.
+#[test]
+fn a_healing_checkpoint_repairs_the_base_it_keeps_as_fallback() {
+    let backend = Backend::sim(23);
+    let opts = || backend.options().keep_fallback(true);
+    let (snap, state) = checkpointed(&backend, opts());
+    damage(&backend, &snap, &[20 * PAGE + 10..20 * PAGE + 11]);
+    let store = opts().open(&backend.dir).unwrap();
+    let mut txn = store.begin_write();
+    txn.set_meta("later", walstore::Value::from(2u64));
+    txn.commit().unwrap();
+    let report = store.checkpoint().expect("checkpoint");
+    assert_eq!(report.base_rebuilt, Some(backend.path(&snap)));
+    drop(store);
+    let verify = walstore::verify(backend.storage.as_ref(), &backend.dir).unwrap();
+    // Now lose the new snapshot beyond repair (no sidecar, damaged footer): the fallback
+    // is used, and its known damage is served to readers.
+    let newest = backend.names_ending(".snap").pop().unwrap();
+    assert_ne!(newest, snap);
+    backend
+        .storage
+        .remove_file(&backend.path(&newest.replace(".snap", ".par")))
+        .unwrap();
+    let n = backend.read(&newest).len();
+    damage(&backend, &newest, &[n - 30..n - 20]);
+    let store = opts().open(&backend.dir).expect("open on the fallback");
+    let read = store.read();
+    let all = read
+        .all_fingerprints()
+        .and_then(|all| all.collect::<Result<Vec<_>, _>>());
+    drop(read);
+    let _ = state;
+    assert!(
+        !verify.is_corrupt(),
+        "verify after a healing checkpoint reports corruption"
+    );
+    assert!(all.is_ok(), "the fallback serves its known damage");
+}
+
+// ---------------------------------------------------------------- 4. sweep
+
+/// Damage each page of a snapshot holding keys, docs and postings in turn; the next
+/// checkpoint (or the open) must heal it with the same state.
+#[test]
+fn every_damaged_page_heals_at_the_next_open_or_checkpoint() {
+    let backend = Backend::sim(31);
+    let store = backend.open();
+    fill(&store);
+    for i in 1..=400 {
+        common::commit_step(&store, i);
+    }
+    store.checkpoint().unwrap();
+    common::commit_step(&store, 401);
+    drop(store);
+    let snap = backend.names_ending(".snap").pop().unwrap();
+    let pages = backend.read(&snap).len().div_ceil(PAGE);
+    let sim = backend.sim.clone().unwrap();
+    let mut failures = Vec::new();
+    let mut rebuilt_at_checkpoint = 0;
+    for page in 0..pages {
+        let fork = sim.fork(page as u64);
+        let clean = sim.fork(1000 + page as u64);
+        let storage: Arc<dyn Storage> = Arc::new(fork.clone());
+        let opts = || {
+            Store::options()
+                .storage(storage.clone())
+                .segment_bytes(64 * 1024)
+        };
+        let expected = {
+            let s = Store::options()
+                .storage(Arc::new(clean))
+                .segment_bytes(64 * 1024)
+                .open(&backend.dir)
+                .unwrap();
+            common::commit_step(&s, 403);
+            let d = dump(&s);
+            drop(s);
+            d
+        };
+        let mut bytes = fork.read_file(backend.path(&snap)).unwrap();
+        let at = (page * PAGE + 1000).min(bytes.len() - 1);
+        bytes[at] ^= 0x5A;
+        fork.write_file(backend.path(&snap), &bytes);
+        let s = match opts().open(&backend.dir) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("page {page}: open: {e}"));
+                continue;
+            }
+        };
+        common::commit_step(&s, 403);
+        match s.checkpoint() {
+            Ok(r) => {
+                rebuilt_at_checkpoint += usize::from(r.base_rebuilt.is_some());
+            }
+            Err(e) => {
+                failures.push(format!("page {page}: checkpoint: {e}"));
+                continue;
+            }
+        }
+        drop(s);
+        let s = opts().open(&backend.dir).unwrap();
+        if dump(&s) != expected {
+            failures.push(format!("page {page}: state differs"));
+        }
+        let v = walstore::verify(&fork as &dyn Storage, &backend.dir).unwrap();
+        if v.is_corrupt() {
+            failures.push(format!("page {page}: verify {:?}", v.problems));
+        }
+        drop(s);
+    }
+    println!("{pages} pages, {rebuilt_at_checkpoint} rebuilt at the checkpoint");
+    assert!(failures.is_empty(), "{failures:#?}");
+    let _: Option<Error> = None;
+}
+
+/// Variant of `a_missing_segment_after_a_fallback_is_reported_as_such`: the segment
+/// missing is the first one the fallback needs.
+#[test]
+fn a_missing_first_segment_after_a_fallback_names_the_older_snapshot() {
+    let backend = Backend::sim(5);
+    let options = || {
+        backend
+            .options()
+            .keep_fallback(true)
+            .snapshot_parity(false)
+            .checkpoint_wal_bytes(0)
+            .segment_bytes(4096)
+    };
+    let store = options().open(&backend.dir).unwrap();
+    for i in 1..=200 {
+        common::commit_step(&store, i);
+        if i == 20 || i == 40 {
+            store.checkpoint().unwrap();
+        }
+    }
+    drop(store);
+    let newest = backend.names_ending(".snap").pop().unwrap();
+    let len = backend.read(&newest).len();
+    damage(&backend, &newest, &[len - 30..len - 20]);
+    let segments = backend.names_ending(".wal");
+    let gone = segments[0].clone();
+    backend.storage.remove_file(&backend.path(&gone)).unwrap();
+    match options().read_only(true).open(&backend.dir) {
+        Err(Error::Corrupt { reason, file, .. }) => {
+            assert_eq!(file, backend.path(&newest), "{reason}");
+            assert!(!reason.contains("a fallback is kept only with"), "{reason}");
+            assert!(reason.contains("the older snapshot"), "{reason}");
+            assert!(
+                reason.contains("lsn 21 to 40 are in no file"),
+                "names what is missing ({gone}): {reason}"
+            );
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|s| s.lsn())),
+    }
+}
