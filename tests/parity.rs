@@ -15,36 +15,16 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, dump, fingerprint, for_each_backend};
+use common::parity::{PAGE, checkpointed_with, damage};
+use common::{Backend, dump, for_each_backend};
 use walstore::storage::sim::{CallKind, CrashMode, Fault, FaultKind};
 use walstore::storage::{SimStorage, Storage};
 use walstore::{Error, Store};
 
-const PAGE: usize = 4096;
-
-/// A store with one snapshot of about 40 pages and a few commits after it; returns the
-/// snapshot's name and the state.
+/// A store with one snapshot of about 40 pages and its sidecar, and a commit after it;
+/// returns the snapshot's name and the state.
 fn checkpointed(backend: &Backend) -> (String, String) {
-    let store = backend.open();
-    for batch in 0..4u64 {
-        let mut txn = store.begin_write();
-        for i in 0..800 {
-            let n = batch * 800 + i;
-            txn.put_fingerprint(
-                "code",
-                &format!("src/module{}/file{n:05}.rs", n % 9),
-                fingerprint(n),
-            );
-        }
-        txn.commit().expect("commit");
-    }
-    store.checkpoint().expect("checkpoint");
-    let mut txn = store.begin_write();
-    txn.set_meta("after", walstore::Value::from(1u64));
-    txn.commit().expect("commit");
-    let state = dump(&store);
-    drop(store);
-    let snap = backend.names_ending(".snap").pop().expect("a snapshot");
+    let (snap, state) = checkpointed_with(backend, backend.options());
     let par = backend.names_ending(".par");
     assert_eq!(par, [snap.replace(".snap", ".par")], "[{}]", backend.name);
     let len = backend.read(&snap).len();
@@ -54,18 +34,6 @@ fn checkpointed(backend: &Backend) -> (String, String) {
         backend.name
     );
     (snap, state)
-}
-
-fn damage(backend: &Backend, name: &str, ranges: &[std::ops::Range<usize>]) -> Vec<u8> {
-    let original = backend.read(name);
-    let mut bytes = original.clone();
-    for range in ranges {
-        for byte in &mut bytes[range.clone()] {
-            *byte ^= 0xA5;
-        }
-    }
-    backend.write(name, &bytes);
-    original
 }
 
 #[test]
@@ -218,25 +186,6 @@ fn damage_the_parity_cannot_cover_is_reported_with_both_reasons() {
                 other.map(|s| s.lsn())
             ),
         }
-    });
-}
-
-#[test]
-fn a_cut_snapshot_is_rebuilt() {
-    for_each_backend(|backend| {
-        let (snap, state) = checkpointed(backend);
-        let original = backend.read(&snap);
-        backend.write(&snap, &original[..original.len() - 5000]);
-        let store = backend.open();
-        assert_eq!(
-            store.recovery_report().repaired.len(),
-            1,
-            "[{}]",
-            backend.name
-        );
-        assert_eq!(dump(&store), state);
-        drop(store);
-        assert_eq!(backend.read(&snap), original);
     });
 }
 
@@ -469,10 +418,10 @@ fn a_failed_rebuild_persist_leaves_nothing_and_a_later_open_persists() {
     assert_eq!(backend.storage.list_dir(&quarantine).unwrap().len(), 1);
 }
 
-/// Review finding: with a fallback used, a segment missing further on is reported as the
-/// missing segment, not blamed on the damaged snapshot.
-#[test]
-fn a_missing_segment_after_a_fallback_is_reported_as_such() {
+/// A store kept with a fallback (snapshots at 20 and 40, no sidecars, 200 steps), its
+/// newest snapshot damaged and segment `gone(segments)` removed; the read-only open's
+/// `Corrupt` error: its file and reason, and the removed segment's name.
+fn fallback_with_a_missing_segment(gone: fn(&[String]) -> String) -> (String, String, String) {
     let backend = Backend::sim(5);
     let options = || {
         backend
@@ -493,37 +442,59 @@ fn a_missing_segment_after_a_fallback_is_reported_as_such() {
     let newest = backend.names_ending(".snap").pop().unwrap();
     let len = backend.read(&newest).len();
     damage(&backend, &newest, &[len - 30..len - 20]);
-    let segments = backend.names_ending(".wal");
-    let gone = segments[segments.len() - 3].clone();
+    let gone = gone(&backend.names_ending(".wal"));
     backend.storage.remove_file(&backend.path(&gone)).unwrap();
     match options().read_only(true).open(&backend.dir) {
-        Err(Error::Corrupt { reason, .. }) => {
-            assert!(reason.contains("missing WAL"), "{reason}");
-            assert!(!reason.contains("nothing to fall back on"), "{reason}");
+        Err(Error::Corrupt { file, reason, .. }) => {
+            let file = file.file_name().unwrap().to_string_lossy().into_owned();
+            (file, reason, gone)
         }
         other => panic!("expected Corrupt, got {:?}", other.map(|s| s.lsn())),
     }
 }
 
-/// Review finding: bytes appended after the footer are cut back by a rebuild.
+/// Review finding: with a fallback used, a segment missing further on is reported as the
+/// missing segment, not blamed on the damaged snapshot.
 #[test]
-fn a_snapshot_with_bytes_after_its_footer_is_cut_back() {
+fn a_missing_segment_after_a_fallback_is_reported_as_such() {
+    let (_, reason, _) =
+        fallback_with_a_missing_segment(|segments| segments[segments.len() - 3].clone());
+    assert!(reason.contains("missing WAL"), "{reason}");
+    assert!(!reason.contains("nothing to fall back on"), "{reason}");
+}
+
+/// Review finding: when the first segment the fallback needs is missing, the error names
+/// the damaged snapshot, the older one that was used, and the lsns no file holds.
+#[test]
+fn a_missing_first_segment_after_a_fallback_names_the_older_snapshot() {
+    let (file, reason, gone) = fallback_with_a_missing_segment(|segments| segments[0].clone());
+    assert_eq!(file, "00000000000000000040.snap", "{reason}");
+    assert!(!reason.contains("a fallback is kept only with"), "{reason}");
+    assert!(reason.contains("the older snapshot"), "{reason}");
+    assert!(
+        reason.contains("lsn 21 to 40 are in no file"),
+        "names what is missing ({gone}): {reason}"
+    );
+}
+
+/// A snapshot of the wrong length: cut short by 5,000 bytes, or with 512 bytes after its
+/// footer (a review finding: those were not cut back).
+#[test]
+fn a_snapshot_of_the_wrong_length_is_rebuilt() {
     for_each_backend(|backend| {
         let (snap, state) = checkpointed(backend);
         let original = backend.read(&snap);
         let mut longer = original.clone();
         longer.extend_from_slice(&[0u8; 512]);
-        backend.write(&snap, &longer);
-        let store = backend.open();
-        assert_eq!(
-            store.recovery_report().repaired.len(),
-            1,
-            "[{}]",
-            backend.name
-        );
-        assert_eq!(dump(&store), state);
-        drop(store);
-        assert_eq!(backend.read(&snap), original, "[{}]", backend.name);
+        for wrong in [&original[..original.len() - 5000], &longer[..]] {
+            backend.write(&snap, wrong);
+            let store = backend.open();
+            let repaired = store.recovery_report().repaired.len();
+            assert_eq!(repaired, 1, "[{}] {} bytes", backend.name, wrong.len());
+            assert_eq!(dump(&store), state);
+            drop(store);
+            assert_eq!(backend.read(&snap), original, "[{}]", backend.name);
+        }
     });
 }
 

@@ -1,8 +1,7 @@
 //! Parity sidecars under harder faults, from the second review of the eighth session
 //! (each of these failed on the code it reviewed): a bad sector that stays bad, a crash
 //! between writing the quarantine copy and syncing it, a healing checkpoint that keeps
-//! the damaged base as its fallback, a sweep damaging every page in turn, and the error
-//! when the first segment after a fallback is missing.
+//! the damaged base as its fallback, and a sweep damaging every page in turn.
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -18,52 +17,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Backend, dump, fingerprint};
+use common::parity::{PAGE, checkpointed_with as checkpointed, damage, fill};
+use common::{Backend, dump};
 use walstore::storage::sim::{CrashMode, Fault, FaultKind};
 use walstore::storage::{
     FileStamp, Mapped, OpenMode, SimStorage, Storage, StorageFile, StorageLock,
 };
 use walstore::{Error, Store};
-
-const PAGE: usize = 4096;
-
-fn fill(store: &Store) {
-    for batch in 0..4u64 {
-        let mut txn = store.begin_write();
-        for i in 0..800 {
-            let n = batch * 800 + i;
-            txn.put_fingerprint(
-                "code",
-                &format!("src/module{}/file{n:05}.rs", n % 9),
-                fingerprint(n),
-            );
-        }
-        txn.commit().expect("commit");
-    }
-}
-
-fn checkpointed(backend: &Backend, options: walstore::Options) -> (String, String) {
-    let store = options.open(&backend.dir).expect("open");
-    fill(&store);
-    store.checkpoint().expect("checkpoint");
-    let mut txn = store.begin_write();
-    txn.set_meta("after", walstore::Value::from(1u64));
-    txn.commit().expect("commit");
-    let state = dump(&store);
-    drop(store);
-    let snap = backend.names_ending(".snap").pop().expect("a snapshot");
-    (snap, state)
-}
-
-fn damage(backend: &Backend, name: &str, ranges: &[std::ops::Range<usize>]) {
-    let mut bytes = backend.read(name);
-    for range in ranges {
-        for byte in &mut bytes[range.clone()] {
-            *byte ^= 0xA5;
-        }
-    }
-    backend.write(name, &bytes);
-}
 
 // ---------------------------------------------------------------- 1. bad sector
 
@@ -361,45 +321,4 @@ fn every_damaged_page_heals_at_the_next_open_or_checkpoint() {
     println!("{pages} pages, {rebuilt_at_checkpoint} rebuilt at the checkpoint");
     assert!(failures.is_empty(), "{failures:#?}");
     let _: Option<Error> = None;
-}
-
-/// Variant of `a_missing_segment_after_a_fallback_is_reported_as_such`: the segment
-/// missing is the first one the fallback needs.
-#[test]
-fn a_missing_first_segment_after_a_fallback_names_the_older_snapshot() {
-    let backend = Backend::sim(5);
-    let options = || {
-        backend
-            .options()
-            .keep_fallback(true)
-            .snapshot_parity(false)
-            .checkpoint_wal_bytes(0)
-            .segment_bytes(4096)
-    };
-    let store = options().open(&backend.dir).unwrap();
-    for i in 1..=200 {
-        common::commit_step(&store, i);
-        if i == 20 || i == 40 {
-            store.checkpoint().unwrap();
-        }
-    }
-    drop(store);
-    let newest = backend.names_ending(".snap").pop().unwrap();
-    let len = backend.read(&newest).len();
-    damage(&backend, &newest, &[len - 30..len - 20]);
-    let segments = backend.names_ending(".wal");
-    let gone = segments[0].clone();
-    backend.storage.remove_file(&backend.path(&gone)).unwrap();
-    match options().read_only(true).open(&backend.dir) {
-        Err(Error::Corrupt { reason, file, .. }) => {
-            assert_eq!(file, backend.path(&newest), "{reason}");
-            assert!(!reason.contains("a fallback is kept only with"), "{reason}");
-            assert!(reason.contains("the older snapshot"), "{reason}");
-            assert!(
-                reason.contains("lsn 21 to 40 are in no file"),
-                "names what is missing ({gone}): {reason}"
-            );
-        }
-        other => panic!("expected Corrupt, got {:?}", other.map(|s| s.lsn())),
-    }
 }

@@ -44,16 +44,10 @@ const _: () = assert!(SECTION_COUNT == crate::model::keys::Tag::ALL.len());
 
 /// `<lsn, 20 digits>.snap`.
 pub fn file_name(lsn: u64) -> String {
-    format!(
-        "{lsn:0width$}{SUFFIX}",
-        width = crate::wal::segment::NAME_DIGITS
-    )
+    crate::wal::segment::numbered_name(lsn, SUFFIX)
 }
 
 /// `<lsn, 20 digits>.snap.tmp`.
 pub fn tmp_name(lsn: u64) -> String {
-    format!(
-        "{lsn:0width$}{TMP_SUFFIX}",
-        width = crate::wal::segment::NAME_DIGITS
-    )
+    crate::wal::segment::numbered_name(lsn, TMP_SUFFIX)
 }

@@ -58,18 +58,12 @@ const _: () = assert!(PAGE_BYTES.is_multiple_of(8));
 
 /// `<lsn, 20 digits>.par`.
 pub fn file_name(lsn: u64) -> String {
-    format!(
-        "{lsn:0width$}{SUFFIX}",
-        width = crate::wal::segment::NAME_DIGITS
-    )
+    crate::wal::segment::numbered_name(lsn, SUFFIX)
 }
 
 /// `<lsn, 20 digits>.par.tmp`.
 pub fn tmp_name(lsn: u64) -> String {
-    format!(
-        "{lsn:0width$}{TMP_SUFFIX}",
-        width = crate::wal::segment::NAME_DIGITS
-    )
+    crate::wal::segment::numbered_name(lsn, TMP_SUFFIX)
 }
 
 /// Pages of a snapshot of `snapshot_bytes` bytes.

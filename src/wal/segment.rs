@@ -22,7 +22,12 @@ pub const NAME_DIGITS: usize = 20;
 
 /// `<first_lsn, 20 digits>.wal`.
 pub fn file_name(first_lsn: u64) -> String {
-    format!("{first_lsn:0NAME_DIGITS$}{SUFFIX}")
+    numbered_name(first_lsn, SUFFIX)
+}
+
+/// `<number, 20 digits><suffix>`: how the store names its numbered files.
+pub fn numbered_name(number: u64, suffix: &str) -> String {
+    format!("{number:0NAME_DIGITS$}{suffix}")
 }
 
 /// Parses `<20 digits><suffix>` into the number, for the store's own names only.

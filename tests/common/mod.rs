@@ -1,6 +1,8 @@
 //! Shared test helpers: run a scenario against the real file system and the simulated one.
 #![allow(dead_code)]
 
+pub mod parity;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
