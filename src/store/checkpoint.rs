@@ -1,5 +1,6 @@
-//! Checkpoints: write the state at one lsn as a snapshot, then drop the WAL that both it
-//! and the previous snapshot cover.
+//! Checkpoints: write the state at one lsn as a snapshot (and its parity sidecar), then
+//! drop what it makes unnecessary: older snapshots and the WAL it covers (with
+//! `keep_fallback(true)`, only what the previous snapshot covers too).
 //!
 //! 1. Under the log mutex: freeze the working overlay (O(1)); the frozen version is
 //!    immutable. Commits go on into a fresh overlay.

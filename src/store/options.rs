@@ -122,8 +122,9 @@ impl Options {
         self
     }
 
-    /// Check every block of the snapshot at open, falling back to the previous snapshot
-    /// if any is damaged (default false: blocks are checked when first read).
+    /// Check every block of the snapshot at open, rebuilding a damaged one from its
+    /// parity sidecar, or else falling back to the previous snapshot if one was kept
+    /// (default false: blocks are checked when first read).
     pub fn verify_snapshot_on_open(mut self, verify: bool) -> Self {
         self.verify_snapshot_on_open = verify;
         self
