@@ -17,6 +17,7 @@ use crate::wal::segment;
 /// What kind of problem `verify` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProblemKind {
     /// Damage to something that was durable. The store does not open strictly.
     Corrupt,
@@ -26,7 +27,7 @@ pub enum ProblemKind {
     StrayTemp,
     /// A parity sidecar that no longer matches its intact snapshot. Nothing is lost and
     /// the store opens, but that snapshot could not be rebuilt from it; the next
-    /// checkpoint writes a new snapshot and sidecar.
+    /// checkpoint that writes a snapshot (one after a commit) writes a new sidecar.
     ParityDamaged,
 }
 
@@ -242,7 +243,8 @@ fn check_sidecar(
             offset,
             detail,
             why: "a sidecar must match its snapshot to rebuild it; the snapshot itself is \
-                  intact and nothing is lost"
+                  intact and nothing is lost; the next checkpoint that writes a snapshot \
+                  (after a commit) writes a new sidecar"
                 .into(),
         });
     };

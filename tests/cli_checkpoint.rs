@@ -25,6 +25,7 @@ fn checkpoints_write_snapshots_and_drop_covered_wal() {
     assert_eq!(report["lsn"], 60);
     assert_eq!(report["written"], true);
     assert_eq!(names_ending(&dir, ".snap"), ["00000000000000000060.snap"]);
+    assert_eq!(names_ending(&dir, ".par"), ["00000000000000000060.par"]);
     assert_eq!(dump(&dir), state);
     // Every segment the snapshot covers is gone; the checkpoint started the next one.
     assert_eq!(report["segments_deleted"], segments_before.len());
@@ -54,6 +55,7 @@ fn checkpoints_write_snapshots_and_drop_covered_wal() {
     let report = walstore(&["checkpoint", s(&dir), "--json"]).ok().json();
     assert_eq!(report["lsn"], 63);
     assert_eq!(names_ending(&dir, ".snap"), ["00000000000000000063.snap"]);
+    assert_eq!(names_ending(&dir, ".par"), ["00000000000000000063.par"]);
     assert_eq!(names_ending(&dir, ".wal"), ["00000000000000000064.wal"]);
     walstore(&["verify", s(&dir)]).ok();
     assert_eq!(dump(&dir)["lsn"], 63);

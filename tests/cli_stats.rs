@@ -48,6 +48,8 @@ fn counts_and_sizes() {
     );
     assert!(files["wal"]["bytes"].as_u64().unwrap() > 0);
     assert_eq!(files["snap"]["count"], 1);
+    assert_eq!(files["par"]["count"], 1, "the snapshot's parity sidecar");
+    assert!(files["par"]["bytes"].as_u64().unwrap() > 0);
     let snap = dir.join("00000000000000000003.snap");
     assert_eq!(
         files["snap"]["bytes"],
@@ -57,6 +59,7 @@ fn counts_and_sizes() {
     assert_eq!(files["lock_file"], true);
     let text = walstore(&["stats", s(&dir)]).ok().stdout;
     assert!(text.contains("lsn: 3"), "{text}");
+    assert!(text.contains("parity sidecars: 1,"), "{text}");
     assert!(text.contains("fingerprints: 3 in 2 namespaces"), "{text}");
     assert!(text.contains("fts documents: 2"), "{text}");
 }

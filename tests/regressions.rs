@@ -172,24 +172,30 @@ fn one_refresh_reads_records_across_many_chunks() {
 fn lock_probes_by_readers_do_not_block_a_writer_open() {
     let backend = Backend::fs();
     drop(backend.open());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let probes = std::sync::Arc::new(AtomicU64::new(0));
     let prober = {
-        let (dir, stop) = (backend.dir.clone(), stop.clone());
+        let (dir, stop, probes) = (backend.dir.clone(), stop.clone(), probes.clone());
         std::thread::spawn(move || {
-            let mut probes = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let _ = walstore::lock_holder(&walstore::storage::FsStorage, &dir);
-                probes += 1;
+                probes.fetch_add(1, Ordering::Relaxed);
             }
-            probes
         })
     };
+    // The opens must overlap the probes: wait for the prober to run (on a busy machine
+    // 200 opens can end before a new thread is first scheduled).
+    while probes.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
     for _ in 0..200 {
         let writer = backend.options().open(&backend.dir);
         assert!(writer.is_ok(), "{:?}", writer.err());
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(prober.join().expect("prober") > 0);
+    stop.store(true, Ordering::Relaxed);
+    prober.join().expect("prober");
+    assert!(probes.load(Ordering::Relaxed) > 1);
 }
 
 /// A strict writer open that meets corruption changes no file: it neither removes the

@@ -182,6 +182,16 @@ pub(crate) fn recover_up_to(
                 repair.damaged_copy = Some(copy.clone());
             }
             ctx.report.quarantined.push(copy);
+            // Read the rebuilt snapshot from its file from now on (mapped, not the copy on
+            // the heap): the bytes are the same.
+            if version
+                .base
+                .as_ref()
+                .is_some_and(|base| base.path() == path)
+                && let Ok(mapped) = open_snapshot(storage, &path, false)
+            {
+                version.base = Some(Arc::new(mapped));
+            }
         }
     }
     let active = if writer {
@@ -257,6 +267,19 @@ impl Ctx<'_> {
                             return Ok(Some(Arc::new(rebuilt.snapshot)));
                         }
                         Err(why) => {
+                            // A writer in another process may have just put a rebuilt
+                            // snapshot in place (its pages then match the sidecar): open
+                            // the file again before giving up on it.
+                            if !self.writer
+                                && let Ok(again) = open_snapshot(
+                                    self.storage,
+                                    &path,
+                                    self.options.verify_snapshot_on_open,
+                                )
+                                && again.lsn() == lsn
+                            {
+                                return Ok(Some(Arc::new(again)));
+                            }
                             self.fall_back(&path, format!("{error}; not rebuilt: {why}"))?;
                             if let Error::Corrupt {
                                 file,

@@ -1,6 +1,6 @@
 //! Parity sidecars: `<lsn>.par` beside `<lsn>.snap`, so that a snapshot damaged after it
 //! was written (a bit flip, a lost or misdirected 4 KiB write) can be rebuilt, at 6.3 %
-//! of its size, instead of keeping a second copy of the data.
+//! of its size (up to 64 KiB below 1 MiB), instead of keeping a second copy of the data.
 //!
 //! The snapshot file is cut into 4 KiB pages (the last one padded with zeros). Every run
 //! of 256 pages (a *stripe*, 1 MiB) has 16 *groups*: page `i` of the file belongs to group

@@ -108,11 +108,9 @@ impl Inner {
         // Damage in the snapshot being copied from (its blocks are checked only when first
         // read): rebuild it from its sidecar and write from the rebuilt copy instead.
         let mut base_rebuilt = None;
-        if let (Err(Error::Corrupt { file, .. }), Some(base), false) =
-            (&written, &frozen.base, sync_failed)
-            && file.as_path() == base.path()
-            && let Ok(rebuilt) =
-                crate::recovery::repair::rebuild(self.storage.as_ref(), base.path(), base.lsn())
+        if !sync_failed
+            && let Some(base) = frozen.base.clone()
+            && let Some(rebuilt) = rebuilt_base(self.storage.as_ref(), &written, &frozen)
         {
             base_rebuilt = Some((base.path().to_path_buf(), base.lsn(), rebuilt.bytes));
             frozen.base = Some(Arc::new(rebuilt.snapshot));
@@ -240,8 +238,8 @@ impl Inner {
             self.remove(&snapshot::file_name(lsn))?;
             removed.1 += 1;
         }
-        // Sidecars of the deleted snapshots, and any whose snapshot is gone (a checkpoint
-        // that failed between the two renames).
+        // Sidecars of the deleted snapshots, and any whose snapshot is gone (a damaged base
+        // moved into quarantine, or one an older build pruned).
         let kept_snapshots = listing.snapshots.get(keep_from..).unwrap_or_default();
         let mut sidecars_removed = false;
         for &lsn in &listing.parities {
@@ -312,21 +310,32 @@ impl Inner {
         if let Some(base) = &version.base {
             base.advise_full_scan();
         }
-        let written = self.long_write(Pacing::GiveWay, "walstore-backup", |foreground| {
-            let target = snapshot::writer::Target {
-                storage,
-                dir: dest,
-                store_id: self.store_id,
-                lsn,
-                parity: self.options.snapshot_parity,
-            };
-            snapshot::writer::write_with(
-                target,
-                &mut |out| version.write_snapshot(out),
-                foreground,
-                &mut false,
-            )
-        })?;
+        let write = |version: &crate::state::Version| {
+            self.long_write(Pacing::GiveWay, "walstore-backup", |foreground| {
+                let target = snapshot::writer::Target {
+                    storage,
+                    dir: dest,
+                    store_id: self.store_id,
+                    lsn,
+                    parity: self.options.snapshot_parity,
+                };
+                snapshot::writer::write_with(
+                    target,
+                    &mut |out| version.write_snapshot(out),
+                    foreground,
+                    &mut false,
+                )
+            })
+        };
+        let mut written = write(version);
+        // As a checkpoint does (P2 g): a damaged snapshot to copy from is rebuilt from its
+        // sidecar, in memory only (the source store is not changed by a backup).
+        if let Some(rebuilt) = rebuilt_base(self.storage.as_ref(), &written, version) {
+            let mut healed = version.clone();
+            healed.base = Some(Arc::new(rebuilt.snapshot));
+            written = write(&healed);
+        }
+        let written = written?;
         crate::wal::segment::create(
             storage,
             dest,
@@ -392,4 +401,20 @@ impl Inner {
         self.background.lock().last_error = Some(Arc::new(error));
         false
     }
+}
+
+/// P2 g: if writing from `version` failed with damage in its base snapshot (its blocks are
+/// checked only when first read), that snapshot rebuilt from its parity sidecar.
+fn rebuilt_base<T>(
+    storage: &dyn crate::storage::Storage,
+    written: &Result<T>,
+    version: &crate::state::Version,
+) -> Option<crate::recovery::repair::Rebuilt> {
+    let (Err(Error::Corrupt { file, .. }), Some(base)) = (written, &version.base) else {
+        return None;
+    };
+    if file.as_path() != base.path() {
+        return None;
+    }
+    crate::recovery::repair::rebuild(storage, base.path(), base.lsn()).ok()
 }

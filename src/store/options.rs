@@ -162,7 +162,7 @@ impl Options {
     }
 
     /// Write a parity sidecar `<lsn>.par` beside each snapshot (default true): 6.3 % of
-    /// the snapshot's size, from which recovery rebuilds a snapshot damaged after it was
+    /// the snapshot's size (up to 64 KiB for a snapshot under 1 MiB), from which recovery rebuilds a snapshot damaged after it was
     /// written (any run of up to 64 KiB per MiB, or scattered 4 KiB pages;
     /// `snapshot::parity`). With `false`, a damaged snapshot is repaired only from a
     /// fallback (`keep_fallback`).

@@ -62,6 +62,15 @@ pub fn run(args: &Args) -> CliResult {
             "  deleted {} WAL segments and {} old snapshots",
             report.segments_deleted, report.snapshots_deleted
         ))?;
+        if let Some(base) = &report.base_rebuilt {
+            out.line(format!(
+                "  the snapshot it was written from, {}, was damaged: rebuilt from its parity sidecar",
+                shown(base)
+            ))?;
+        }
+        if let Some(moved) = &report.base_quarantined {
+            out.line(format!("  its damaged bytes are in {}", shown(moved)))?;
+        }
     } else {
         out.line(format!(
             "checkpoint of {}: nothing to do, the snapshot at lsn {} is current",

@@ -85,6 +85,7 @@ fn write_text(out: &mut Out, report: &VerifyReport) -> CliResult {
             ProblemKind::TornTail => "torn tail (not corruption)",
             ProblemKind::StrayTemp => "stray temporary file (not corruption)",
             ProblemKind::ParityDamaged => "damaged parity sidecar (nothing lost)",
+            _ => "problem",
         };
         out.line(format!("{kind}: {}", location(problem)))?;
         out.line(format!("  found: {}", problem.detail))?;
@@ -99,7 +100,7 @@ fn write_text(out: &mut Out, report: &VerifyReport) -> CliResult {
         .iter()
         .any(|p| p.kind == ProblemKind::ParityDamaged)
     {
-        "result: consistent, but a parity sidecar is damaged: its snapshot could not be rebuilt from it (the next checkpoint writes a new one); check the disk"
+        "result: consistent, but a parity sidecar is damaged: its snapshot could not be rebuilt from it (the next checkpoint that writes a snapshot, after a commit, writes a new one); check the disk"
     } else {
         "result: consistent (`walstore recover` discards the torn tail and removes stray temporary files)"
     };
