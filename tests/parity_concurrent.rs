@@ -11,15 +11,14 @@
 
 mod common;
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::parity::{PAGE, checkpointed_with, damage};
+use common::parity::{OnOpen, PAGE, checkpointed_with, damage};
 use common::{Backend, dump};
 use walstore::Store;
-use walstore::storage::{OpenMode, SimStorage, Storage, StorageFile, StorageLock};
+use walstore::storage::{OpenMode, SimStorage, Storage};
 
 /// A damaged data block in the base snapshot, with a sidecar that rebuilds it: a backup,
 /// which copies the same blocks, rebuilds it in memory as a checkpoint does (P2 g), and
@@ -85,58 +84,6 @@ fn a_backups_sidecar_rebuilds_its_snapshot() {
     assert_eq!(dump(&copy), state);
 }
 
-/// Storage that, at the `nth` read-only open of `file`, first puts `good` in its place by
-/// rename, as a writer's repairing open (case 2r, `repair::persist`) does meanwhile.
-#[derive(Debug, Clone)]
-struct RacingWriter {
-    inner: SimStorage,
-    file: PathBuf,
-    good: Arc<Vec<u8>>,
-    opens: Arc<AtomicUsize>,
-    nth: usize,
-}
-
-impl Storage for RacingWriter {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        if path == self.file
-            && mode == OpenMode::Read
-            && self.opens.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
-        {
-            let tmp = self.file.with_extension("snap.tmp");
-            self.inner.write_file(&tmp, &self.good);
-            self.inner.rename(&tmp, &self.file)?;
-        }
-        self.inner.open_file(path, mode)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
-        self.inner.dir_identity(dir)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
-        self.inner.try_lock(path)
-    }
-    fn is_locked(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_locked(path)
-    }
-}
-
 /// A read-only open (a `walstore search`, a live reader's reload) finds the snapshot
 /// damaged; before its rebuild reads the file, a writer's open has put the rebuilt
 /// snapshot in place. The rebuild finds nothing to rebuild; the open then reads the file
@@ -147,12 +94,19 @@ fn a_read_only_open_racing_a_writers_repair_reads_the_repaired_file() {
     let (snap, state) = checkpointed_with(&backend, backend.options());
     let len = backend.read(&snap).len();
     let good = damage(&backend, &snap, &[len - 30..len - 20]);
-    let storage = RacingWriter {
+    // At the second read-only open of the snapshot, a writer's repair (case 2r) has just
+    // put the rebuilt file in place by rename.
+    let (file, opens) = (backend.path(&snap), Arc::new(AtomicUsize::new(0)));
+    let storage = OnOpen {
         inner: backend.sim.clone().unwrap(),
-        file: backend.path(&snap),
-        good: Arc::new(good),
-        opens: Arc::new(AtomicUsize::new(0)),
-        nth: 2,
+        hook: Arc::new(move |sim: &SimStorage, path: &Path, mode| {
+            if path == file && mode == OpenMode::Read && opens.fetch_add(1, Ordering::SeqCst) == 1 {
+                let tmp = file.with_extension("snap.tmp");
+                sim.write_file(&tmp, &good);
+                sim.rename(&tmp, &file)?;
+            }
+            sim.open_file(path, mode)
+        }),
     };
     let opened = Store::options()
         .storage(Arc::new(storage))

@@ -14,15 +14,13 @@
 mod common;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use common::parity::{PAGE, checkpointed_with as checkpointed, damage, fill};
+use common::parity::{OnOpen, PAGE, checkpointed_with as checkpointed, damage, fill};
 use common::{Backend, dump};
 use walstore::storage::sim::{CrashMode, Fault, FaultKind};
-use walstore::storage::{
-    FileStamp, Mapped, OpenMode, SimStorage, Storage, StorageFile, StorageLock,
-};
+use walstore::storage::{FileStamp, Mapped, OpenMode, SimStorage, Storage, StorageFile};
 use walstore::{Error, Store};
 
 // ---------------------------------------------------------------- 1. bad sector
@@ -30,52 +28,10 @@ use walstore::{Error, Store};
 /// SimStorage, except that `read_exact_at` of `file` fails (EIO) on every read touching
 /// `bad` (a persistent bad sector). `map` still works, as an mmap does until the page is
 /// touched.
-#[derive(Debug, Clone)]
-struct BadSector {
-    inner: SimStorage,
-    file: PathBuf,
-    bad: std::ops::Range<u64>,
-}
-
 #[derive(Debug)]
 struct BadFile {
     inner: Box<dyn StorageFile>,
     bad: Option<std::ops::Range<u64>>,
-}
-
-impl Storage for BadSector {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        let inner = self.inner.open_file(path, mode)?;
-        let bad = (path == self.file && mode == OpenMode::Read).then(|| self.bad.clone());
-        Ok(Box::new(BadFile { inner, bad }))
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
-        self.inner.dir_identity(dir)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
-        self.inner.try_lock(path)
-    }
-    fn is_locked(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_locked(path)
-    }
 }
 
 impl StorageFile for BadFile {
@@ -124,10 +80,17 @@ fn a_persistent_bad_sector_is_rebuilt_and_writers_open() {
     damage(&backend, &snap, &[len - 30..len - 20]);
     let last_page = (len - 1) / PAGE;
     let bad_page = (5..last_page).find(|p| p % 16 != last_page % 16).unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(BadSector {
+    let (file, bad) = (
+        backend.path(&snap),
+        (bad_page * PAGE) as u64 + 512..(bad_page * PAGE) as u64 + 1024,
+    );
+    let storage: Arc<dyn Storage> = Arc::new(OnOpen {
         inner: backend.sim.clone().unwrap(),
-        file: backend.path(&snap),
-        bad: (bad_page * PAGE) as u64 + 512..(bad_page * PAGE) as u64 + 1024,
+        hook: Arc::new(move |sim: &SimStorage, path: &Path, mode| {
+            let inner = sim.open_file(path, mode)?;
+            let bad = (path == file && mode == OpenMode::Read).then(|| bad.clone());
+            Ok(Box::new(BadFile { inner, bad }) as Box<dyn StorageFile>)
+        }),
     });
     let opts = || {
         Store::options()

@@ -1,5 +1,10 @@
 //! Helpers of the parity sidecar suites (`tests/parity.rs`, `tests/parity_faults.rs`).
 
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use walstore::storage::{OpenMode, SimStorage, Storage, StorageFile, StorageLock};
 use walstore::{Options, Store};
 
 use super::{Backend, dump, fingerprint};
@@ -49,4 +54,55 @@ pub fn damage(backend: &Backend, name: &str, ranges: &[std::ops::Range<usize>]) 
     }
     backend.write(name, &bytes);
     original
+}
+
+/// How [`OnOpen`] opens a file: given the simulator, the path and the mode.
+pub type OpenHook =
+    dyn Fn(&SimStorage, &Path, OpenMode) -> io::Result<Box<dyn StorageFile>> + Send + Sync;
+
+/// A [`SimStorage`] whose `open_file` goes through a hook (to wrap the file, or to act
+/// first, as another process would); every other call passes straight through.
+#[derive(Clone)]
+pub struct OnOpen {
+    pub inner: SimStorage,
+    pub hook: Arc<OpenHook>,
+}
+
+impl std::fmt::Debug for OnOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnOpen").finish_non_exhaustive()
+    }
+}
+
+impl Storage for OnOpen {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        (self.hook)(&self.inner, path, mode)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn dir_identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
+        self.inner.dir_identity(dir)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
+        self.inner.try_lock(path)
+    }
+    fn is_locked(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_locked(path)
+    }
 }
