@@ -136,6 +136,7 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
     let mut usable_snapshots: Vec<u64> = Vec::new();
     for &lsn in &listing.snapshots {
         let path = dir.join(crate::snapshot::file_name(lsn));
+        let has_sidecar = listing.parities.contains(&lsn);
         report.snapshots_checked += 1;
         match open_snapshot(storage, &path, true) {
             Ok(snapshot) => {
@@ -153,24 +154,21 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
                     snapshot.header().store_id,
                     &path,
                 );
+                if has_sidecar {
+                    check_sidecar(storage, dir, &snapshot, &mut report);
+                }
                 usable_snapshots.push(lsn);
             }
-            Err(error) => report.corrupt(
-                &error,
-                &path,
-                "a snapshot is durable once renamed; any damage to it is corruption",
-            ),
-        }
-    }
-    for &lsn in &listing.parities {
-        if listing.snapshots.contains(&lsn) {
-            check_sidecar(
-                storage,
-                dir,
-                lsn,
-                usable_snapshots.contains(&lsn),
-                &mut report,
-            )?;
+            Err(error) => {
+                report.corrupt(
+                    &error,
+                    &path,
+                    "a snapshot is durable once renamed; any damage to it is corruption",
+                );
+                if has_sidecar {
+                    say_whether_the_sidecar_rebuilds(storage, dir, lsn, &mut report);
+                }
+            }
         }
     }
     let covered = (
@@ -196,46 +194,45 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// Checks the sidecar `<lsn>.par` against its snapshot. For an intact snapshot, every
-/// page checksum and parity page must match; for a damaged one, says in the snapshot's
-/// problem whether the sidecar rebuilds it.
-fn check_sidecar(
+/// Adds to the problem of the damaged snapshot of `lsn` whether its sidecar rebuilds it.
+fn say_whether_the_sidecar_rebuilds(
     storage: &dyn Storage,
     dir: &Path,
     lsn: u64,
-    snapshot_intact: bool,
     report: &mut VerifyReport,
-) -> Result<()> {
-    use crate::snapshot::parity::{self, PAGE_BYTES, Parity};
-    let path = dir.join(parity::file_name(lsn));
+) {
+    let sidecar = dir.join(crate::snapshot::parity::file_name(lsn));
     let snapshot_path = dir.join(crate::snapshot::file_name(lsn));
-    if !snapshot_intact {
-        let verdict = match crate::recovery::repair::rebuild(storage, &snapshot_path, lsn) {
-            Ok(rebuilt) => format!(
-                "; {} rebuilds it ({} of its 4 KiB pages): recovery does so at open, and \
-                 `walstore recover` checks every block",
-                path.display(),
-                rebuilt.pages.len()
-            ),
-            Err(why) => format!("; {} cannot rebuild it: {why}", path.display()),
-        };
-        if let Some(problem) = report
-            .problems
-            .iter_mut()
-            .rev()
-            .find(|p| p.file == snapshot_path && p.kind == ProblemKind::Corrupt)
-        {
-            problem.why.push_str(&verdict);
-        }
-        return Ok(());
+    let verdict = match crate::recovery::repair::rebuild(storage, &snapshot_path, lsn) {
+        Ok(rebuilt) => format!(
+            "; {} rebuilds it ({} of its 4 KiB pages): recovery does so at open, and \
+             `walstore recover` checks every block",
+            sidecar.display(),
+            rebuilt.pages.len()
+        ),
+        Err(why) => format!("; {} cannot rebuild it: {why}", sidecar.display()),
+    };
+    if let Some(problem) = report
+        .problems
+        .iter_mut()
+        .rev()
+        .find(|p| p.file == snapshot_path && p.kind == ProblemKind::Corrupt)
+    {
+        problem.why.push_str(&verdict);
     }
-    let snapshot = crate::recovery::repair::read_whole(storage, &snapshot_path)?;
-    let store_id = crate::header::FileHeader::decode(
-        &snapshot,
-        crate::header::SNAPSHOT_MAGIC,
-        &snapshot_path,
-    )?
-    .store_id;
+}
+
+/// Checks the sidecar of an intact `snapshot` (already mapped and checked) against it:
+/// its own checks, then every page checksum and parity page.
+fn check_sidecar(
+    storage: &dyn Storage,
+    dir: &Path,
+    snapshot: &crate::snapshot::reader::Snapshot,
+    report: &mut VerifyReport,
+) {
+    use crate::snapshot::parity::{self, PAGE_BYTES, Parity};
+    let path = dir.join(parity::file_name(snapshot.lsn()));
+    let bytes = snapshot.bytes();
     let mut damaged = |offset: Option<u64>, detail: String| {
         report.problems.push(Problem {
             kind: ProblemKind::ParityDamaged,
@@ -248,43 +245,38 @@ fn check_sidecar(
                 .into(),
         });
     };
-    let bytes = match crate::recovery::repair::read_whole(storage, &path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            damaged(None, format!("cannot be read: {error}"));
-            return Ok(());
-        }
+    let sidecar = match crate::recovery::repair::read_whole(storage, &path) {
+        Ok(sidecar) => sidecar,
+        Err(error) => return damaged(None, format!("cannot be read: {error}")),
     };
-    match Parity::parse(&bytes, &path, store_id, lsn) {
-        Err(Error::Corrupt { offset, reason, .. }) => damaged(Some(offset), reason),
-        Err(other) => damaged(None, other.to_string()),
-        Ok(parity) => {
-            if parity.snapshot_bytes() != snapshot.len() as u64 {
-                damaged(
-                    None,
-                    format!(
-                        "sidecar of a {}-byte snapshot; the snapshot has {} bytes",
-                        parity.snapshot_bytes(),
-                        snapshot.len()
-                    ),
-                );
-            } else if let Some(&page) = parity.damaged_pages(&snapshot).first() {
-                damaged(
-                    None,
-                    format!(
-                        "checksum of snapshot page {page} (offset {}) does not match",
-                        page * PAGE_BYTES as u64
-                    ),
-                );
-            } else if let Some(&page) = parity.stale_parity_pages(&snapshot).first() {
-                damaged(
-                    Some(HEADER_BYTES as u64 + page * PAGE_BYTES as u64),
-                    format!("parity page {page} is not the XOR of its group"),
-                );
-            }
-        }
+    let parity = match Parity::parse(&sidecar, &path, snapshot.header().store_id, snapshot.lsn()) {
+        Ok(parity) => parity,
+        Err(Error::Corrupt { offset, reason, .. }) => return damaged(Some(offset), reason),
+        Err(other) => return damaged(None, other.to_string()),
+    };
+    if parity.snapshot_bytes() != bytes.len() as u64 {
+        damaged(
+            None,
+            format!(
+                "sidecar of a {}-byte snapshot; the snapshot has {} bytes",
+                parity.snapshot_bytes(),
+                bytes.len()
+            ),
+        );
+    } else if let Some(&page) = parity.damaged_pages(bytes).first() {
+        damaged(
+            None,
+            format!(
+                "checksum of snapshot page {page} (offset {}) does not match",
+                page * PAGE_BYTES as u64
+            ),
+        );
+    } else if let Some(&page) = parity.stale_parity_pages(bytes).first() {
+        damaged(
+            Some(HEADER_BYTES as u64 + page * PAGE_BYTES as u64),
+            format!("parity page {page} is not the XOR of its group"),
+        );
     }
-    Ok(())
 }
 
 fn check_store_id(

@@ -100,17 +100,7 @@ pub(crate) fn copy(
         }
     }
     let copy = target(storage, dir, name)?;
-    let written = storage
-        .open_file(&copy, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create", &copy, e))
-        .and_then(|file| {
-            file.write_all_at(bytes, 0)
-                .map_err(|e| Error::io("write", &copy, e))?;
-            file.sync_data()
-                .map_err(|e| Error::io("fdatasync", &copy, e))
-        })
-        .and_then(|()| sync_dir(storage, &quarantine));
-    if let Err(error) = written {
+    if let Err(error) = super::write_durable(storage, &copy, bytes) {
         let _ = storage.remove_file(&copy);
         return Err(error);
     }

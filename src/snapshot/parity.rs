@@ -26,6 +26,7 @@
 //! The sidecar is optional: a snapshot without one is complete, and a damaged sidecar
 //! only takes away the repair. Code that reads a snapshot never reads its sidecar.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use crate::codec::{checksum, read_array, read_u32, read_u64};
@@ -358,16 +359,23 @@ impl<'a> Parity<'a> {
     }
 
     /// Page `page` of `snapshot`, padded with zeros (beyond the end of a short file too).
-    fn page_of(snapshot: &[u8], page: u64) -> Vec<u8> {
+    fn page_of(snapshot: &[u8], page: u64) -> Cow<'_, [u8]> {
         let start = usize::try_from(page)
             .unwrap_or(usize::MAX)
             .saturating_mul(PAGE_BYTES);
-        let mut out = snapshot
-            .get(start..snapshot.len().min(start.saturating_add(PAGE_BYTES)))
-            .unwrap_or_default()
-            .to_vec();
-        out.resize(PAGE_BYTES, 0);
-        out
+        let end = start.saturating_add(PAGE_BYTES);
+        match snapshot.get(start..end) {
+            // A whole page: no copy (every page but a file's last).
+            Some(whole) => Cow::Borrowed(whole),
+            None => {
+                let mut padded = snapshot
+                    .get(start.min(snapshot.len())..)
+                    .unwrap_or_default()
+                    .to_vec();
+                padded.resize(PAGE_BYTES, 0);
+                Cow::Owned(padded)
+            }
+        }
     }
 
     /// Pages of `snapshot` (cut or padded to the recorded length) whose checksum differs.
