@@ -40,6 +40,13 @@ pub struct FileHeader {
     pub lsn: u64,
 }
 
+/// The format version a header states, if its checksum holds (nothing else is checked).
+pub fn version_of(bytes: &[u8]) -> Option<u32> {
+    let fields = bytes.get(..CRC_OFFSET)?;
+    (read_u32(bytes, CRC_OFFSET)? == checksum(&[fields])).then_some(())?;
+    read_u32(bytes, 8)
+}
+
 impl FileHeader {
     /// Encodes the header.
     pub fn encode(&self) -> [u8; HEADER_BYTES] {

@@ -40,17 +40,19 @@ fn options(sim: &SimStorage, variant: Config) -> Options {
     Store::options()
         .storage(Arc::new(sim.clone()))
         .segment_bytes(16 * 1024)
-        .checkpoint_wal_bytes(24 * 1024)
+        .checkpoint_wal_bytes(8 * 1024)
         .background_checkpoints(false)
         .keep_fallback(variant.keep_fallback)
         .direct_io(variant.direct_io)
 }
 
-/// Runs the workload until a commit fails. Returns the lsns acknowledged.
-fn run(sim: &SimStorage, workload: &Workload, variant: Config) -> Vec<u64> {
+/// Runs the workload until a commit fails. Returns the lsns acknowledged, and whether a
+/// checkpoint kept a superseded snapshot's file for reuse on the way (snapshot::reuse).
+fn run(sim: &SimStorage, workload: &Workload, variant: Config) -> (Vec<u64>, bool) {
     let mut acknowledged = Vec::new();
+    let mut kept_spare = false;
     let Ok(store) = options(sim, variant).open(DIR) else {
-        return acknowledged;
+        return (acknowledged, kept_spare);
     };
     for txn in &workload.txns {
         let mut write = store.begin_write();
@@ -59,8 +61,13 @@ fn run(sim: &SimStorage, workload: &Workload, variant: Config) -> Vec<u64> {
             Ok(lsn) => acknowledged.push(lsn),
             Err(_) => break,
         }
+        kept_spare = kept_spare
+            || sim
+                .file_names(DIR)
+                .iter()
+                .any(|name| name == "00000000000000000000.snap.tmp");
     }
-    acknowledged
+    (acknowledged, kept_spare)
 }
 
 #[test]
@@ -102,6 +109,9 @@ fn crash_at_every_sync_point_with(config: Config, default_txns: usize) {
     let model = Model::replay(&workload);
     let (mut points, mut images, mut lost, mut partial, mut recovery_crashes) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    // Crash points reached after a checkpoint kept a superseded snapshot's file for the
+    // next one to write over (snapshot::reuse).
+    let mut reuse_points = 0u64;
     for kind in [CallKind::SyncData, CallKind::SyncDir] {
         for n in 1.. {
             let probe = SimStorage::new(n);
@@ -111,11 +121,12 @@ fn crash_at_every_sync_point_with(config: Config, default_txns: usize) {
                 persistent: true,
                 only: Some(kind),
             });
-            let acknowledged = run(&probe, &workload, config);
+            let (acknowledged, kept_spare) = run(&probe, &workload, config);
             if acknowledged.len() == workload.txns.len() {
                 break; // fewer syncs of this kind than n: past the last point
             }
             points += 1;
+            reuse_points += u64::from(kept_spare);
             let last_acknowledged = acknowledged.last().copied().unwrap_or(0);
             let attempted = acknowledged.len() as u64 + 1;
             for (variant, mode) in [
@@ -178,7 +189,7 @@ fn crash_at_every_sync_point_with(config: Config, default_txns: usize) {
         }
     }
     println!(
-        "crash-sim{}{}: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun), {lost} acknowledged commits lost, {partial} partial transactions",
+        "crash-sim{}{}: {images} crash images from {points} crash points ({txns} transactions, {recovery_crashes} recoveries crashed and rerun, {reuse_points} points after a superseded snapshot's file was kept for reuse), {lost} acknowledged commits lost, {partial} partial transactions",
         if config.keep_fallback {
             ""
         } else {
@@ -195,4 +206,8 @@ fn crash_at_every_sync_point_with(config: Config, default_txns: usize) {
         "every commit's sync is a crash point: {points}"
     );
     assert_eq!((lost, partial), (0, 0));
+    assert!(
+        reuse_points > 0,
+        "some crash points come after a file was kept for reuse"
+    );
 }

@@ -151,6 +151,7 @@ conformance!(
     check_stamp,
     check_lock_exclusive_and_released_on_drop,
     check_lock_write_info,
+    check_file_locks,
     check_map,
 );
 
@@ -470,6 +471,56 @@ fn check_lock_exclusive_and_released_on_drop(env: &Env) {
     );
 }
 
+/// Advisory locks on open files: shared with shared, exclusive with nothing, per handle
+/// (two handles of one process conflict), converted in place, kept across a rename, and
+/// released when the handle is dropped.
+fn check_file_locks(env: &Env) {
+    env.plant("a.snap", b"snapshot");
+    let reader = env.open("a.snap", OpenMode::Read).unwrap();
+    let other_reader = env.open("a.snap", OpenMode::Read).unwrap();
+    let writer = env.open("a.snap", OpenMode::ReadWrite).unwrap();
+    assert!(reader.try_lock(false).unwrap(), "a first shared lock");
+    assert!(
+        other_reader.try_lock(false).unwrap(),
+        "shared beside shared"
+    );
+    assert!(!writer.try_lock(true).unwrap(), "exclusive beside shared");
+    drop(reader);
+    assert!(!writer.try_lock(true).unwrap(), "one shared holder is left");
+    drop(other_reader);
+    assert!(
+        writer.try_lock(true).unwrap(),
+        "exclusive once no one holds one"
+    );
+    assert!(writer.try_lock(true).unwrap(), "the holder may ask again");
+    env.storage
+        .rename(&env.path("a.snap"), &env.path("a.snap.spare"))
+        .unwrap();
+    let late = env.open("a.snap.spare", OpenMode::Read).unwrap();
+    assert!(
+        !late.try_lock(false).unwrap(),
+        "the lock stays with the renamed file"
+    );
+    assert!(writer.try_lock(false).unwrap(), "converted to shared");
+    assert!(
+        late.try_lock(false).unwrap(),
+        "shared beside the converted lock"
+    );
+    drop(writer);
+    assert!(
+        !env.open("a.snap.spare", OpenMode::ReadWrite)
+            .unwrap()
+            .try_lock(true)
+            .unwrap()
+    );
+    drop(late);
+    let last = env.open("a.snap.spare", OpenMode::ReadWrite).unwrap();
+    assert!(last.try_lock(true).unwrap(), "every holder dropped");
+    env.plant("b.snap", b"other");
+    let unrelated = env.open("b.snap", OpenMode::Read).unwrap();
+    assert!(unrelated.try_lock(true).unwrap(), "locks are per file");
+}
+
 fn check_lock_write_info(env: &Env) {
     let path = env.path("LOCK");
     let guard = env.storage.try_lock(&path).unwrap().unwrap();
@@ -595,6 +646,7 @@ fn handles_and_locks_fail_after_a_crash() {
     let (sim, root) = sim();
     let file = create_synced(&sim, &root.join("a"), b"A");
     let guard = sim.try_lock(&root.join("LOCK")).unwrap().unwrap();
+    assert!(file.try_lock(true).unwrap());
     sim.crash(CrashMode::LoseUnsynced);
     let mut buf = [0; 1];
     let errors = [
@@ -606,6 +658,7 @@ fn handles_and_locks_fail_after_a_crash() {
         file.map().unwrap_err(),
         file.is_unlinked().unwrap_err(),
         guard.write_info(b"x").unwrap_err(),
+        file.try_lock(false).unwrap_err(),
     ];
     let eio_kind = std::io::Error::from_raw_os_error(EIO).kind();
     for error in errors {
@@ -619,11 +672,10 @@ fn handles_and_locks_fail_after_a_crash() {
     drop(guard);
     drop(file);
     assert!(sim.try_lock(&root.join("LOCK")).unwrap().is_none());
-    // New handles work.
-    assert_eq!(
-        read_all(&*sim.open_file(&root.join("a"), OpenMode::Read).unwrap()),
-        b"A"
-    );
+    // New handles work, and the crash released the file lock of the stale handle.
+    let again = sim.open_file(&root.join("a"), OpenMode::Read).unwrap();
+    assert_eq!(read_all(&*again), b"A");
+    assert!(again.try_lock(true).unwrap());
 }
 
 /// A file of 4096 synced 0xAA bytes, then an unsynced write of 4096 0x55 bytes at 100.

@@ -81,7 +81,14 @@ struct Ctx<'a> {
     newest_damage: Option<Error>,
     sync_error: Option<Error>,
     report: RecoveryReport,
+    /// Set when a reader's snapshot was superseded while it opened it (deleted, or its
+    /// file being reused by the writer): the whole recovery is worth another attempt.
+    superseded: &'a std::cell::Cell<bool>,
 }
+
+/// How many times a reader starts its recovery again when the writer superseded the
+/// snapshot it was opening (each attempt lists the directory afresh).
+const READER_ATTEMPTS_MAX: u32 = 8;
 
 /// Recovers the store in `dir`. A writer (`writer = true`) holds the lock and may cut,
 /// remove and create files; a reader changes nothing.
@@ -94,7 +101,9 @@ pub(crate) fn recover(
     recover_up_to(storage, dir, options, writer, u64::MAX, None)
 }
 
-/// [`recover`], applying no record above `limit`.
+/// [`recover`], applying no record above `limit`. A reader whose snapshot a writer
+/// superseded during the attempt (a checkpoint deleted it, or is reusing its file) tries
+/// again, up to [`READER_ATTEMPTS_MAX`] times.
 pub(crate) fn recover_up_to(
     storage: &dyn Storage,
     dir: &Path,
@@ -102,6 +111,28 @@ pub(crate) fn recover_up_to(
     writer: bool,
     limit: u64,
     closed: Option<Head>,
+) -> Result<Recovered> {
+    let superseded = std::cell::Cell::new(false);
+    let mut attempt = 1;
+    loop {
+        superseded.set(false);
+        match recover_once(storage, dir, options, writer, limit, closed, &superseded) {
+            Err(_) if !writer && superseded.get() && attempt < READER_ATTEMPTS_MAX => {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn recover_once(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    writer: bool,
+    limit: u64,
+    closed: Option<Head>,
+    superseded: &std::cell::Cell<bool>,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let listing = list(storage, dir)?;
@@ -119,6 +150,7 @@ pub(crate) fn recover_up_to(
         newest_damage: None,
         sync_error: None,
         report: RecoveryReport::default(),
+        superseded,
     };
     if !writer {
         ctx.report.temps_found = listing.temps.iter().map(|name| dir.join(name)).collect();
@@ -246,6 +278,29 @@ impl Ctx<'_> {
             let path = self.path(&crate::snapshot::file_name(lsn));
             match open_snapshot(self.storage, &path, self.options.verify_snapshot_on_open) {
                 Ok(snapshot) if snapshot.lsn() == lsn => return Ok(Some(Arc::new(snapshot))),
+                // A reader that opened a superseded snapshot by its old name just before
+                // the writer renamed its file away, and locked it once the writer had
+                // written the next snapshot over it (snapshot::reuse).
+                Ok(snapshot) if !self.writer && !self.still_listed(lsn) => {
+                    self.superseded.set(true);
+                    return Err(Error::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "superseded while opened: the file now holds lsn {}",
+                            snapshot.lsn()
+                        ),
+                    ));
+                }
+                Err(Error::Io { op, path, source })
+                    if !self.writer
+                        && (source.kind() == std::io::ErrorKind::WouldBlock
+                            || (source.kind() == std::io::ErrorKind::NotFound
+                                && !self.still_listed(lsn))) =>
+                {
+                    self.superseded.set(true);
+                    return Err(Error::Io { op, path, source });
+                }
                 Ok(snapshot) => {
                     let reason = format!("header says lsn {}, name says {lsn}", snapshot.lsn());
                     self.fall_back(&path, reason)?;
@@ -298,6 +353,11 @@ impl Ctx<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the directory still lists snapshot `lsn` (a failed listing counts as yes).
+    fn still_listed(&self, lsn: u64) -> bool {
+        list(self.storage, self.dir).map_or(true, |listing| listing.snapshots.contains(&lsn))
     }
 
     fn fall_back(&mut self, path: &Path, reason: String) -> Result<()> {
@@ -719,8 +779,22 @@ pub(crate) fn open_snapshot(
     let file = storage
         .open_file(path, OpenMode::Read)
         .map_err(|e| Error::io("open", path, e))?;
+    // Held while mapped: the writer reuses a superseded snapshot's file only under an
+    // exclusive lock (snapshot::reuse). Without lock support, neither side locks.
+    match file.try_lock(false) {
+        Ok(true) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {}
+        Ok(false) => {
+            let reused = std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the writer is reusing this superseded snapshot's file",
+            );
+            return Err(Error::io("lock", path, reused));
+        }
+        Err(error) => return Err(Error::io("lock", path, error)),
+    }
     let map = file.map().map_err(|e| Error::io("mmap", path, e))?;
-    let snapshot = Snapshot::open(path, map)?;
+    let snapshot = Snapshot::open(path, map)?.holding(file);
     if verify_all {
         snapshot.verify_all()?;
     }

@@ -20,11 +20,13 @@
 //! Opening checks the header, the footer and the top index (a few KiB even for millions
 //! of entries). Each index and data block's checksum is checked the first time it is
 //! read; `verify` reads them all. A snapshot is written once under a `.snap.tmp` name and
-//! never modified after its rename, so it can be memory-mapped safely.
+//! never modified after its rename while it has that name; a superseded one's file may be
+//! written over as the next snapshot ([`reuse`]), but only while no reader maps it.
 
 pub mod block;
 pub mod parity;
 pub mod reader;
+pub mod reuse;
 pub mod writer;
 
 /// Suffix of a snapshot file.

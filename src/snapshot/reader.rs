@@ -27,6 +27,9 @@ pub struct Snapshot {
     /// Per data block, built on its first lookup: every [`RESTART_INTERVAL`]th entry's
     /// end offset and full key, so a lookup decodes at most that many entries.
     restarts: Box<[OnceLock<Restarts>]>,
+    /// The open file, holding a shared lock while the file is mapped, so that the writer
+    /// does not reuse it ([`super::reuse`]). `None` for bytes not mapped from a file.
+    _file: Option<Box<dyn crate::storage::StorageFile>>,
 }
 
 /// Entries between two restart points of a block's lookup cache.
@@ -150,7 +153,15 @@ impl Snapshot {
             sections,
             entry_count,
             top,
+            _file: None,
         })
+    }
+
+    /// Keeps `file` (which holds a shared lock on this snapshot's file) open as long as
+    /// this snapshot.
+    pub(crate) fn holding(mut self, file: Box<dyn crate::storage::StorageFile>) -> Snapshot {
+        self._file = Some(file);
+        self
     }
 
     /// Hints that the whole file is about to be read in order (verify, checkpoint).

@@ -335,6 +335,7 @@ where
         },
         &pacing::NoForeground,
         &mut false,
+        None,
     )
 }
 
@@ -343,6 +344,9 @@ where
 /// failure was an `fdatasync` or the directory's `fsync`: what they covered may never
 /// reach the disk, and a later sync would not tell (fsyncgate), so the caller must not go
 /// on as if nothing happened. Write-back gives way to `foreground` (`storage::pacing`).
+///
+/// `spare`: a superseded snapshot's file to write over instead of creating the temporary
+/// ([`super::reuse`]); what it held past the new snapshot's length is cut off.
 ///
 /// Order: write both temporaries, `fdatasync` the snapshot, then the sidecar; unlink any
 /// `<lsn>.par`, rename the snapshot, then the sidecar; `fsync` the directory. A crash
@@ -354,6 +358,7 @@ pub(crate) fn write_with(
     fill: &mut dyn FnMut(&mut Builder<'_>) -> Result<()>,
     foreground: &dyn Foreground,
     sync_failed: &mut bool,
+    spare: Option<super::reuse::SpareSnapshot>,
 ) -> Result<Written> {
     let Target {
         storage, dir, lsn, ..
@@ -368,7 +373,10 @@ pub(crate) fn write_with(
             let _ = storage.remove_file(&parity_tmp);
         }
     };
-    let file = crate::storage::create_temp(storage, &tmp)?;
+    let file = match spare.and_then(|spare| spare.into_temp(storage, &tmp)) {
+        Some(file) => file,
+        None => crate::storage::create_temp(storage, &tmp)?,
+    };
     let parity_file = if target.parity {
         match crate::storage::create_temp(storage, &parity_tmp) {
             Ok(file) => Some(file),
@@ -387,6 +395,11 @@ pub(crate) fn write_with(
             PacedWriter::new(parity_file, &parity_tmp, foreground, &write_back_failed)
         });
         write_body(out, parity_out, target, fill).and_then(|(entries, bytes)| {
+            // A reused file longer than this snapshot: the footer must end the file.
+            if file.len().map_err(|e| Error::io("stat", &tmp, e))? > bytes {
+                file.set_len(bytes)
+                    .map_err(|e| Error::io("truncate", &tmp, e))?;
+            }
             file.sync_data().map_err(|e| {
                 *sync_failed = true;
                 Error::io("fdatasync", &tmp, e)

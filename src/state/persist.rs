@@ -229,6 +229,7 @@ mod tests {
                 &mut |out| version.write_snapshot(out),
                 &crate::storage::pacing::NoForeground,
                 &mut false,
+                None,
             )
         } else {
             let entries = version

@@ -200,6 +200,18 @@ impl StorageFile for FsFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn try_lock(&self, exclusive: bool) -> io::Result<bool> {
+        let locked = match exclusive {
+            true => self.0.try_lock(),
+            false => self.0.try_lock_shared(),
+        };
+        match locked {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }

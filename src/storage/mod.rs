@@ -186,6 +186,17 @@ pub trait StorageFile: Send + Sync + Debug {
     fn stamp(&self) -> io::Result<FileStamp> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
+    /// Tries to take an advisory lock on this open file, shared or `exclusive` (`flock`,
+    /// through `File::try_lock_shared` and `File::try_lock`), held until this handle is
+    /// dropped; a handle that holds one converts it. `Ok(false)`: another handle, in this
+    /// process or another, holds a conflicting lock. Readers hold a shared lock on every
+    /// snapshot they map; the writer reuses a superseded snapshot's file only under an
+    /// exclusive one (`format-spec/snapshot.md`, "Reusing a superseded snapshot's file").
+    /// The default fails (`Unsupported`): a reader then maps without the lock, and the
+    /// writer never reuses a file.
+    fn try_lock(&self, _exclusive: bool) -> io::Result<bool> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// A held writer lock. Dropping it releases the lock.

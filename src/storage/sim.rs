@@ -452,6 +452,39 @@ struct Inode {
     changed_durable: u64,
 }
 
+/// Who holds advisory locks on one inode, by handle id: shared holders, or one exclusive.
+#[derive(Debug, Default, Clone)]
+struct FileLocks {
+    shared: BTreeSet<u64>,
+    exclusive: Option<u64>,
+}
+
+impl FileLocks {
+    /// Takes (or converts to) a lock for `handle`; `false` if another handle conflicts.
+    fn take(&mut self, handle: u64, exclusive: bool) -> bool {
+        let others_exclusive = self.exclusive.is_some_and(|h| h != handle);
+        let others_shared = self.shared.iter().any(|&h| h != handle);
+        if others_exclusive || (exclusive && others_shared) {
+            return false;
+        }
+        self.release(handle);
+        match exclusive {
+            true => self.exclusive = Some(handle),
+            false => {
+                self.shared.insert(handle);
+            }
+        }
+        true
+    }
+
+    fn release(&mut self, handle: u64) {
+        self.shared.remove(&handle);
+        if self.exclusive == Some(handle) {
+            self.exclusive = None;
+        }
+    }
+}
+
 /// Change stamps, unique in the process.
 static NEXT_CHANGE: AtomicU64 = AtomicU64::new(1);
 
@@ -589,6 +622,8 @@ struct State {
     logs: BTreeMap<PathBuf, Vec<EntryOp>>,
     /// Held locks: inode -> guard id.
     locks: HashMap<u64, u64>,
+    /// Advisory locks on open files ([`StorageFile::try_lock`]): inode -> holders.
+    file_locks: HashMap<u64, FileLocks>,
     calls: u64,
     kind_calls: HashMap<CallKind, u64>,
     sync_calls: u64,
@@ -613,6 +648,7 @@ impl State {
             durable: BTreeMap::new(),
             logs: BTreeMap::new(),
             locks: HashMap::new(),
+            file_locks: HashMap::new(),
             calls: 0,
             kind_calls: HashMap::new(),
             sync_calls: 0,
@@ -890,6 +926,10 @@ impl State {
         used.extend(self.locks.keys().copied());
         self.inodes
             .retain(|ino, inode| inode.open > 0 || used.contains(ino));
+        let inodes = &self.inodes;
+        self.file_locks.retain(|ino, locks| {
+            inodes.contains_key(ino) && (locks.exclusive.is_some() || !locks.shared.is_empty())
+        });
     }
 
     // ---- crashes ----
@@ -897,6 +937,7 @@ impl State {
     fn crash(&mut self, mode: CrashMode) {
         self.epoch += 1;
         self.locks.clear();
+        self.file_locks.clear();
         for inode in self.inodes.values_mut() {
             inode.open = 0;
         }
@@ -981,6 +1022,7 @@ impl SimStorage {
         let mut state = self.state.lock().clone();
         state.rng = Rng(seed);
         state.locks.clear();
+        state.file_locks.clear();
         state.epoch += 1;
         SimStorage {
             state: Arc::new(Mutex::new(state)),
@@ -1104,6 +1146,7 @@ impl SimStorage {
         SimFile {
             sim: self.clone(),
             ino,
+            handle: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
             epoch,
             writable,
             direct_block_bytes: 0,
@@ -1222,11 +1265,15 @@ impl Storage for SimStorage {
     }
 }
 
+/// Handle ids, unique in the process (advisory locks belong to a handle).
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
 /// An open file of a [`SimStorage`].
 #[derive(Debug)]
 struct SimFile {
     sim: SimStorage,
     ino: u64,
+    handle: u64,
     epoch: u64,
     writable: bool,
     /// Opened by [`Storage::open_direct`] (else 0): writes must be aligned to this.
@@ -1351,6 +1398,17 @@ impl StorageFile for SimFile {
             })
         })
     }
+
+    fn try_lock(&self, exclusive: bool) -> io::Result<bool> {
+        let mut state = self.sim.state.lock();
+        state.enter(CallKind::Other, Some(self.epoch))?;
+        state.inode_mut(self.ino)?;
+        Ok(state
+            .file_locks
+            .entry(self.ino)
+            .or_default()
+            .take(self.handle, exclusive))
+    }
 }
 
 impl Drop for SimFile {
@@ -1361,6 +1419,9 @@ impl Drop for SimFile {
         }
         if let Some(inode) = state.inodes.get_mut(&self.ino) {
             inode.open = inode.open.saturating_sub(1);
+        }
+        if let Some(locks) = state.file_locks.get_mut(&self.ino) {
+            locks.release(self.handle);
         }
         state.collect_garbage();
     }

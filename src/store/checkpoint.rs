@@ -88,6 +88,7 @@ impl Inner {
         }
         let mut sync_failed = false;
         let write = |frozen: &crate::state::Version, sync_failed: &mut bool| {
+            let spare = self.snapshot_spare.lock().take();
             self.long_write(pacing, "walstore-snapshot", |foreground| {
                 let target = snapshot::writer::Target {
                     storage: self.storage.as_ref(),
@@ -101,6 +102,7 @@ impl Inner {
                     &mut |out| frozen.write_snapshot(out),
                     foreground,
                     sync_failed,
+                    spare,
                 )
             })
         };
@@ -141,6 +143,9 @@ impl Inner {
             *self.published.write() = Arc::new(log.working.clone());
             self.rotate_idle(&mut log)?;
         }
+        // It holds the old base, whose file prune may keep for reuse only once nothing
+        // maps it.
+        drop(frozen);
         let base_quarantined = match &base_rebuilt {
             Some((path, base_lsn, bytes)) => {
                 Some(self.settle_rebuilt_base(path, *base_lsn, bytes)?)
@@ -235,7 +240,7 @@ impl Inner {
         };
         let mut removed = (0, 0);
         for &lsn in listing.snapshots.get(..keep_from).unwrap_or_default() {
-            self.remove(&snapshot::file_name(lsn))?;
+            self.retire_snapshot(lsn)?;
             removed.1 += 1;
         }
         // Sidecars of the deleted snapshots, and any whose snapshot is gone (a damaged base
@@ -266,6 +271,23 @@ impl Inner {
             return Err(error);
         }
         Ok(removed)
+    }
+
+    /// Deletes superseded snapshot `lsn`, or keeps its file as the spare the next
+    /// checkpoint writes over (`snapshot::reuse`), if none is kept yet and nothing maps it.
+    fn retire_snapshot(&self, lsn: u64) -> Result<()> {
+        let name = snapshot::file_name(lsn);
+        if self.options.reuse_snapshot_files {
+            let mut spare = self.snapshot_spare.lock();
+            if spare.is_none() {
+                let path = self.dir.join(&name);
+                *spare = snapshot::reuse::retire(self.storage.as_ref(), &self.dir, &path);
+                if spare.is_some() {
+                    return Ok(());
+                }
+            }
+        }
+        self.remove(&name)
     }
 
     fn remove(&self, name: &str) -> Result<()> {
@@ -324,6 +346,7 @@ impl Inner {
                     &mut |out| version.write_snapshot(out),
                     foreground,
                     &mut false,
+                    None,
                 )
             })
         };

@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     pub(crate) background_cond: Condvar,
     /// The spare segment's state (`spare.rs`).
     pub(crate) spare: Mutex<spare::SpareSlot>,
+    /// A superseded snapshot's file, kept for the next checkpoint to write over
+    /// (`snapshot::reuse`).
+    pub(crate) snapshot_spare: Mutex<Option<crate::snapshot::reuse::SpareSnapshot>>,
     /// First lsn of the last segment a spare was asked for.
     pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
@@ -247,6 +250,7 @@ impl Store {
             background: Mutex::new(Background::default()),
             background_cond: Condvar::new(),
             spare: Mutex::new(spare::SpareSlot::Empty),
+            snapshot_spare: Mutex::new(None),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             sync_activity: activity::SyncActivity::new(),
@@ -394,6 +398,9 @@ impl Store {
             let _ = handle.join();
         }
         self.inner.discard_spare();
+        if let Some(unused) = self.inner.snapshot_spare.lock().take() {
+            unused.discard(self.inner.storage.as_ref());
+        }
         if !self.inner.read_only {
             self.inner.punch_unused_tail();
             self.inner.publish_closed();

@@ -46,6 +46,7 @@ pub struct Options {
     pub(crate) background_checkpoints: bool,
     pub(crate) keep_fallback: bool,
     pub(crate) snapshot_parity: bool,
+    pub(crate) reuse_snapshot_files: bool,
     pub(crate) direct_io: bool,
 }
 
@@ -64,6 +65,7 @@ impl Default for Options {
             background_checkpoints: true,
             keep_fallback: false,
             snapshot_parity: true,
+            reuse_snapshot_files: true,
             direct_io: true,
         }
     }
@@ -158,6 +160,18 @@ impl Options {
     /// reported as `Corrupt` with nothing to fall back on.
     pub fn keep_fallback(mut self, keep: bool) -> Self {
         self.keep_fallback = keep;
+        self
+    }
+
+    /// Reuse a superseded snapshot's file for the next checkpoint (default true): instead
+    /// of deleting it, a checkpoint keeps it, under an exclusive lock, as a spare that the
+    /// next one writes over, which spares the file system an allocation and a free (with
+    /// online discard, a TRIM) of the whole snapshot. It is kept only while no reader maps
+    /// it (readers hold a shared lock) and is removed when the store closes. The cost: one
+    /// superseded snapshot's disk space while the writer is open. See
+    /// `format-spec/snapshot.md`, "Reusing a superseded snapshot's file".
+    pub fn reuse_snapshot_files(mut self, reuse: bool) -> Self {
+        self.reuse_snapshot_files = reuse;
         self
     }
 

@@ -118,7 +118,11 @@ pub fn commit_step(store: &Store, i: u64) -> u64 {
 
 /// A canonical dump of everything a store holds, for comparisons.
 pub fn dump(store: &Store) -> String {
-    let read = store.read();
+    dump_read(&store.read())
+}
+
+/// [`dump`] of what one read transaction sees.
+pub fn dump_read(read: &walstore::ReadTxn) -> String {
     let mut out = String::new();
     for (k, v) in read.metadata().expect("metadata") {
         out += &format!("meta {k}={v:?}\n");

@@ -1,0 +1,270 @@
+//! Reusing a superseded snapshot's file (`snapshot::reuse`): a checkpoint keeps the file
+//! of the snapshot it replaced as a spare, under an exclusive lock, and the next one writes
+//! over it; never while a reader (a read-only handle, a read transaction) maps it, and
+//! never so that a reader opening it at the wrong moment sees anything but a whole
+//! snapshot. On both storages.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::parity::OnOpen;
+use common::{Backend, commit_step, dump, dump_read, for_each_backend};
+use walstore::storage::{OpenMode, SimStorage, Storage};
+use walstore::{Options, Store};
+
+const SPARE: &str = "00000000000000000000.snap.tmp";
+
+fn options(backend: &Backend) -> Options {
+    backend.options().checkpoint_wal_bytes(0)
+}
+
+/// The inode of a store file.
+fn ino(storage: &dyn Storage, path: &Path) -> u64 {
+    let file = storage.open_file(path, OpenMode::Read).expect("open");
+    file.stamp().expect("stamp").ino
+}
+
+fn newest_snapshot(backend: &Backend) -> String {
+    backend.names_ending(".snap").pop().expect("a snapshot")
+}
+
+fn step_and_checkpoint(store: &Store, i: &mut u64) {
+    for _ in 0..20 {
+        *i += 1;
+        commit_step(store, *i);
+    }
+    assert!(store.checkpoint().expect("checkpoint").written);
+}
+
+#[test]
+fn the_next_checkpoint_writes_over_the_superseded_snapshot() {
+    for_each_backend(|backend| {
+        let store = options(backend).open(&backend.dir).expect("open");
+        let mut i = 0;
+        step_and_checkpoint(&store, &mut i);
+        let first = newest_snapshot(backend);
+        let first_ino = ino(&*backend.storage, &backend.path(&first));
+        assert!(
+            !backend.names().contains(&SPARE.to_owned()),
+            "[{}]",
+            backend.name
+        );
+        step_and_checkpoint(&store, &mut i);
+        assert!(
+            backend.names().contains(&SPARE.to_owned()),
+            "[{}] the superseded snapshot is kept as the spare: {:?}",
+            backend.name,
+            backend.names()
+        );
+        assert_eq!(ino(&*backend.storage, &backend.path(SPARE)), first_ino);
+        step_and_checkpoint(&store, &mut i);
+        let third = newest_snapshot(backend);
+        assert_eq!(
+            ino(&*backend.storage, &backend.path(&third)),
+            first_ino,
+            "[{}] the third snapshot was written into the first one's file",
+            backend.name
+        );
+        assert_eq!(backend.names_ending(".snap"), vec![third.clone()]);
+        let expected = dump(&store);
+        store.close().expect("close");
+        assert!(
+            !backend.names().contains(&SPARE.to_owned()),
+            "[{}] closing removes the spare",
+            backend.name
+        );
+        let reopened = Store::options()
+            .storage(backend.storage.clone())
+            .verify_snapshot_on_open(true)
+            .open(&backend.dir)
+            .expect("reopen");
+        assert_eq!(dump(&reopened), expected, "[{}]", backend.name);
+        assert_eq!(reopened.recovery_report().snapshot_lsn, i);
+    });
+}
+
+#[test]
+fn a_snapshot_a_reader_maps_is_deleted_not_reused() {
+    for_each_backend(|backend| {
+        let store = options(backend).open(&backend.dir).expect("open");
+        let mut i = 0;
+        step_and_checkpoint(&store, &mut i);
+        let mapped = newest_snapshot(backend);
+        let mapped_ino = ino(&*backend.storage, &backend.path(&mapped));
+        // A read-only handle (another process, as far as locks go) and a read transaction
+        // of this process, both on the first snapshot.
+        let reader = Store::options()
+            .storage(backend.storage.clone())
+            .read_only(true)
+            .open(&backend.dir)
+            .expect("read-only open");
+        let reader_state = dump(&reader);
+        let txn_state = dump(&store);
+        let held = store.read();
+        // The first checkpoint deletes the mapped snapshot; the later ones keep and reuse
+        // the files of snapshots nothing maps.
+        for round in 0..3 {
+            step_and_checkpoint(&store, &mut i);
+            let files: Vec<String> = backend
+                .names()
+                .into_iter()
+                .filter(|n| n.ends_with(".snap") || n == SPARE)
+                .collect();
+            for name in &files {
+                assert_ne!(
+                    ino(&*backend.storage, &backend.path(name)),
+                    mapped_ino,
+                    "[{}] round {round}: a mapped snapshot's file is never kept or reused ({name})",
+                    backend.name
+                );
+            }
+            assert_eq!(
+                files.contains(&SPARE.to_owned()),
+                round > 0,
+                "[{}] {files:?}",
+                backend.name
+            );
+        }
+        assert_eq!(
+            dump(&reader),
+            reader_state,
+            "[{}] the reader's view",
+            backend.name
+        );
+        assert_eq!(
+            dump_read(&held),
+            txn_state,
+            "[{}] the read transaction's view",
+            backend.name
+        );
+        drop(held);
+        drop(reader);
+        store.close().expect("close");
+    });
+}
+
+#[test]
+fn reuse_can_be_turned_off() {
+    for_each_backend(|backend| {
+        let store = options(backend)
+            .reuse_snapshot_files(false)
+            .open(&backend.dir)
+            .expect("open");
+        let mut i = 0;
+        for _ in 0..3 {
+            step_and_checkpoint(&store, &mut i);
+            assert!(
+                !backend.names().contains(&SPARE.to_owned()),
+                "[{}]",
+                backend.name
+            );
+        }
+    });
+}
+
+/// A crash leaves the spare; the next writer open removes it as a stray temporary.
+#[test]
+fn an_open_after_a_crash_removes_the_spare() {
+    let backend = Backend::sim(11);
+    let sim = backend.sim.clone().expect("sim");
+    let store = options(&backend).open(&backend.dir).expect("open");
+    let mut i = 0;
+    step_and_checkpoint(&store, &mut i);
+    step_and_checkpoint(&store, &mut i);
+    let expected = dump(&store);
+    assert!(backend.names().contains(&SPARE.to_owned()));
+    sim.crash(walstore::storage::sim::CrashMode::LoseUnsynced);
+    // The process died: nothing of its close runs.
+    std::mem::forget(store);
+    let reopened = options(&backend).open(&backend.dir).expect("reopen");
+    assert_eq!(dump(&reopened), expected);
+    assert!(!backend.names().contains(&SPARE.to_owned()));
+    assert!(
+        reopened
+            .recovery_report()
+            .temps_removed
+            .contains(&backend.path(SPARE))
+    );
+}
+
+/// The race the lock protocol exists for: a reader opens the newest snapshot by name, and
+/// before it locks the file, the writer checkpoints twice: the first checkpoint keeps that
+/// snapshot's file as the spare (nothing held a lock on it yet), the second writes the next
+/// snapshot over it. The reader then finds another lsn in the file it opened, sees that its
+/// name is gone, and starts again: it must end with the writer's state, never with a
+/// mixture, and never with an error.
+#[test]
+fn a_reader_that_opened_a_reused_file_starts_again() {
+    let sim = SimStorage::new(5);
+    let dir = Path::new("/data/store");
+    let writer_options = Store::options()
+        .storage(Arc::new(sim.clone()))
+        .segment_bytes(64 * 1024)
+        .checkpoint_wal_bytes(0);
+    let writer = Arc::new(writer_options.open(dir).expect("open"));
+    let mut i = 0;
+    step_and_checkpoint(&writer, &mut i);
+    let target = sim
+        .list_dir(dir)
+        .expect("list")
+        .into_iter()
+        .find(|n| n.ends_with(".snap"))
+        .expect("snapshot");
+    let target_ino = ino(&sim, &dir.join(&target));
+    let steps = Arc::new(Mutex::new(i));
+    let fired = Arc::new(Mutex::new(false));
+    let hook = {
+        let writer = writer.clone();
+        let steps = steps.clone();
+        let fired = fired.clone();
+        let target = target.clone();
+        move |sim: &SimStorage, path: &Path, mode: OpenMode| {
+            let file = sim.open_file(path, mode)?;
+            let mut fired = fired.lock().unwrap();
+            if !*fired && path.file_name().is_some_and(|n| n == target.as_str()) {
+                *fired = true;
+                let mut i = steps.lock().unwrap();
+                step_and_checkpoint(&writer, &mut i);
+                step_and_checkpoint(&writer, &mut i);
+            }
+            Ok(file)
+        }
+    };
+    let racing = OnOpen {
+        inner: sim.clone(),
+        hook: Arc::new(hook),
+    };
+    let reader = Store::options()
+        .storage(Arc::new(racing))
+        .read_only(true)
+        .verify_snapshot_on_open(true)
+        .open(dir)
+        .expect("the reader starts again instead of failing");
+    assert!(*fired.lock().unwrap(), "the race was staged");
+    let newest = sim
+        .list_dir(dir)
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(".snap"))
+        .max()
+        .expect("snapshot");
+    assert_eq!(
+        ino(&sim, &dir.join(&newest)),
+        target_ino,
+        "the newest snapshot was written into the file the reader had opened"
+    );
+    assert_eq!(dump(&reader), dump(&writer));
+    assert_eq!(
+        reader.recovery_report().snapshot_lsn,
+        *steps.lock().unwrap()
+    );
+}
