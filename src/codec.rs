@@ -5,8 +5,15 @@
 //! crc32fast) XOR [`CRC_MASK`], so that an all-zero region (a preallocated, never-written
 //! tail) never validates: crc32 of zeros XOR the mask is never zero for the lengths used.
 
-/// The format version this build writes and reads. See `format-spec/README.md`.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build writes. See `format-spec/README.md`.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format version this build reads. Version 3 has the bytes of version 2; it
+/// adds a rule for processes (readers lock the snapshots they map, so that a writer may
+/// reuse a superseded snapshot's file, `snapshot::reuse`), and a build that takes no such
+/// lock refuses version 3 files instead of mapping them.
+pub const FORMAT_VERSION_READ_MIN: u32 = 2;
+
+const _: () = assert!(FORMAT_VERSION_READ_MIN <= FORMAT_VERSION);
 
 /// XORed into every stored checksum, so zero-filled bytes never carry a valid checksum.
 pub const CRC_MASK: u32 = 0xA5C3_5A3C;

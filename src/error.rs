@@ -44,13 +44,14 @@ pub enum Error {
     },
 
     /// A file was written by a format version this build does not read.
-    #[error("{}: unsupported format version {found} (this build reads version {supported})", file.display())]
+    #[error("{}: unsupported format version {found} (this build reads versions {} to {supported})", file.display(), crate::codec::FORMAT_VERSION_READ_MIN)]
     UnsupportedVersion {
         /// The file.
         file: PathBuf,
         /// The version found in its header.
         found: u32,
-        /// The version this build reads and writes.
+        /// The version this build writes, the newest it reads (it reads every version from
+        /// [`crate::codec::FORMAT_VERSION_READ_MIN`] to this one).
         supported: u32,
     },
 

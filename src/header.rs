@@ -3,7 +3,8 @@
 //! ```text
 //! offset size field
 //!      0    8 magic            b"WALSTSEG" (segment) or b"WALSTSNP" (snapshot)
-//!      8    4 format_version   u32 LE, = FORMAT_VERSION
+//!      8    4 format_version   u32 LE: FORMAT_VERSION when written; read if from
+//!                             FORMAT_VERSION_READ_MIN to FORMAT_VERSION
 //!     12    4 header_len       u32 LE, = 64
 //!     16   16 store_id         random bytes chosen when the store was created
 //!     32    8 lsn              u64 LE: a segment's first lsn; a snapshot's covered lsn
@@ -13,7 +14,9 @@
 
 use std::path::Path;
 
-use crate::codec::{FORMAT_VERSION, checksum, read_array, read_u32, read_u64};
+use crate::codec::{
+    FORMAT_VERSION, FORMAT_VERSION_READ_MIN, checksum, read_array, read_u32, read_u64,
+};
 use crate::error::{Error, Result};
 
 /// Size of the header in bytes.
@@ -103,7 +106,7 @@ impl FileHeader {
             ));
         }
         let version = read_u32(bytes, 8).ok_or_else(short)?;
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_READ_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 file: file.to_path_buf(),
                 found: version,

@@ -1,7 +1,9 @@
-//! Golden vectors: a small store of the current format version (2), committed to the
-//! repo, that every run opens and checks, plus byte-exact encodings. The version 1 store
-//! is kept too: this build must refuse it with `UnsupportedVersion`, never misread it. A format change cannot pass unnoticed:
-//! it must bump `FORMAT_VERSION`, update `format-spec/`, and add new vectors.
+//! Golden vectors: a small store of the current format version (3), committed to the
+//! repo, that every run opens and checks, plus byte-exact encodings. The version 2 store
+//! (the same transactions, the same bytes but for the headers' version field) is kept
+//! too: this build reads it, and never reuses its snapshot's file. The version 1 store
+//! must be refused with `UnsupportedVersion`, never misread. A format change cannot pass
+//! unnoticed: it must bump `FORMAT_VERSION`, update `format-spec/`, and add new vectors.
 //!
 //! Regenerate (only together with a version bump):
 //! `WALSTORE_REGEN_GOLDEN=1 cargo test --test golden -- --ignored regenerate`
@@ -20,7 +22,11 @@ use walstore::model::op::Op;
 use walstore::{Fingerprint, Store, Value};
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v2")
+    golden_dir_of(3)
+}
+
+fn golden_dir_of(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -92,9 +98,56 @@ fn golden_store_opens_with_the_expected_state() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     copy_dir(&golden_dir(), &dir);
-    let report = walstore::verify(&walstore::storage::FsStorage, &dir).expect("verify");
+    check_golden_state(&dir);
+}
+
+#[test]
+fn the_version_2_golden_store_opens_with_the_same_state() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    copy_dir(&golden_dir_of(2), &dir);
+    check_golden_state(&dir);
+}
+
+/// A version 2 snapshot may be mapped by a build that takes no lock, so its file is
+/// deleted when superseded, never kept for reuse; a version 3 snapshot's is kept.
+#[test]
+fn a_version_2_snapshot_is_never_reused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    copy_dir(&golden_dir_of(2), &dir);
+    let spare = dir.join("00000000000000000000.snap.tmp");
+    let version_of = |name: &str| {
+        let bytes = std::fs::read(dir.join(name)).expect("read");
+        u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"))
+    };
+    assert_eq!(version_of("00000000000000000002.snap"), 2);
+    let store = Store::options()
+        .checkpoint_wal_bytes(0)
+        .open(&dir)
+        .expect("open");
+    let mut txn = store.begin_write();
+    txn.set_meta("after", Value::Int(1));
+    txn.commit().expect("commit");
+    assert!(store.checkpoint().expect("checkpoint").written);
+    assert!(
+        !spare.exists(),
+        "the version 2 snapshot was deleted, not kept"
+    );
+    assert!(!dir.join("00000000000000000002.snap").exists());
+    assert_eq!(version_of("00000000000000000004.snap"), 3);
+    let mut txn = store.begin_write();
+    txn.set_meta("after", Value::Int(2));
+    txn.commit().expect("commit");
+    assert!(store.checkpoint().expect("checkpoint").written);
+    assert!(spare.exists(), "the version 3 snapshot was kept for reuse");
+    assert_eq!(version_of("00000000000000000000.snap.tmp"), 3);
+}
+
+fn check_golden_state(dir: &Path) {
+    let report = walstore::verify(&walstore::storage::FsStorage, dir).expect("verify");
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let store = Store::open(&dir).expect("open golden store");
+    let store = Store::open(dir).expect("open golden store");
     let read = store.read();
     assert_eq!(read.lsn(), 3);
     assert_eq!(store.recovery_report().snapshot_lsn, 2);
@@ -157,7 +210,7 @@ fn a_version_1_store_is_refused_by_name_and_left_unchanged() {
         match opened {
             Err(walstore::Error::UnsupportedVersion {
                 found, supported, ..
-            }) => assert_eq!((found, supported), (1, 2)),
+            }) => assert_eq!((found, supported), (1, 3)),
             other => panic!("expected UnsupportedVersion, got {other:?}"),
         }
     }
@@ -249,4 +302,4 @@ fn hex(bytes: &[u8]) -> String {
 
 const GOLDEN_RECORD_HEX: &str =
     "fcdaeca1060000000700000000000000060000000000000001000000fd2648fa0100016b02030000";
-const GOLDEN_SEGMENT_HEADER_HEX: &str = "57414c53545345470200000040000000abababababababababababababababab01000000000000000000000000000000000000000000000000000000fef53b24";
+const GOLDEN_SEGMENT_HEADER_HEX: &str = "57414c53545345470300000040000000abababababababababababababababab01000000000000000000000000000000000000000000000000000000f309f74d";

@@ -220,11 +220,18 @@ impl StorageFile for FsFile {
         if self.len()? == 0 {
             return Ok(Mapped::from_bytes(Vec::new()));
         }
-        // SAFETY: the store maps only snapshot files, which are written once under a
-        // temporary name, fsynced, renamed, and never modified or truncated afterwards
-        // (they are only unlinked, which keeps the mapped inode alive). A foreign process
-        // truncating the file would be outside the store's contract (see format-spec).
-        #[expect(unsafe_code, reason = "memory-mapping immutable snapshot files")]
+        // SAFETY: the store maps only snapshot files (`recovery::open_snapshot`, its only
+        // caller), after taking a shared lock on this open file, held as long as the map
+        // is. A snapshot is written once under a temporary name, fsynced and renamed; the
+        // writer modifies or truncates its file again only once it is superseded and under
+        // an exclusive lock, which no shared holder allows (`snapshot::reuse`); otherwise
+        // it is only unlinked, which keeps the mapped inode alive. A foreign process
+        // writing or truncating the file would be outside the store's contract (see
+        // format-spec/snapshot.md, "Reusing a superseded snapshot's file").
+        #[expect(
+            unsafe_code,
+            reason = "memory-mapping snapshot files, locked while mapped"
+        )]
         let map = unsafe { memmap2::Mmap::map(&self.0)? };
         // Lookups touch a few scattered pages (header, footer, top index, one index and
         // one data block): no read-around on faults, so a cold open reads only those.

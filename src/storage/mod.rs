@@ -162,8 +162,10 @@ pub trait StorageFile: Send + Sync + Debug {
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends (with zeros) the file. Durable only after [`StorageFile::sync_data`].
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// A read-only view of the whole file as it is now. The store maps only files that are
-    /// never modified again (renamed snapshots), so the view cannot be cut under a reader.
+    /// A read-only view of the whole file as it is now. The store maps only snapshots, each
+    /// while holding a shared lock on it ([`StorageFile::try_lock`]): the writer modifies a
+    /// snapshot's file only when superseded and under an exclusive lock, so the view
+    /// cannot change under a reader.
     fn map(&self) -> io::Result<Mapped>;
     /// The end of the file's written data: bytes after it (up to `len`) are a hole that
     /// reads as zeros. Preallocated segments are mostly hole, so recovery reads only up
