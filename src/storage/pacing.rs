@@ -11,7 +11,9 @@
 //! so they are taken only while durable commits are running; otherwise write-back is
 //! started as data is written and waited for [`IDLE_AHEAD_BYTES`] behind. While commits
 //! run, each step also waits for its turn ([`Foreground::wait_turn`]): it starts after a
-//! commit's sync ends, so steps and syncs take turns on the device.
+//! commit's sync ends, so steps and syncs take turns on the device; and after each step it
+//! rests ([`Foreground::rest_after`]), so that steps take only a share of the device's
+//! time and delay only a few commits (`store/activity.rs`, `BUSY_SHARE_INVERSE`).
 
 use std::cell::Cell;
 use std::path::Path;
@@ -41,6 +43,9 @@ pub trait Foreground {
     /// Waits, for a bounded time, until the sync of the commit running now ends, so that
     /// the next write-back step does not delay it. Called only while [`Foreground::busy`].
     fn wait_turn(&self);
+    /// Called after a write-back step taken while busy, which took `step`: pauses so that
+    /// steps keep the device for only a share of the time. The default does not pause.
+    fn rest_after(&self, _step: std::time::Duration) {}
 }
 
 /// No foreground work: write-back at full speed (a test, a one-off write).
@@ -127,9 +132,11 @@ impl<'a> PacedWriter<'a> {
             let (piece, after) = rest.split_at(rest.len().min(piece_bytes));
             if busy {
                 self.foreground.wait_turn();
+                let step_started = std::time::Instant::now();
                 self.write(piece)?;
                 // Also settles what earlier idle appends left in flight.
                 self.wait_up_to(self.written)?;
+                self.foreground.rest_after(step_started.elapsed());
             } else {
                 self.write(piece)?;
                 self.start_up_to(self.written)?;
@@ -250,6 +257,7 @@ mod tests {
         asked: Cell<u32>,
         busy_from: u32,
         turns: Cell<u32>,
+        rests: Cell<u32>,
     }
 
     impl Scripted {
@@ -258,6 +266,7 @@ mod tests {
                 asked: Cell::new(0),
                 busy_from,
                 turns: Cell::new(0),
+                rests: Cell::new(0),
             }
         }
     }
@@ -271,6 +280,11 @@ mod tests {
         fn wait_turn(&self) {
             assert!(self.asked.get() >= self.busy_from, "a turn only while busy");
             self.turns.set(self.turns.get() + 1);
+        }
+
+        fn rest_after(&self, _step: std::time::Duration) {
+            assert!(self.asked.get() >= self.busy_from, "a rest only while busy");
+            self.rests.set(self.rests.get() + 1);
         }
     }
 
@@ -330,6 +344,11 @@ mod tests {
             }
         }
         assert_eq!(foreground.turns.get() as usize, calls.len() / 2);
+        assert_eq!(
+            foreground.rests.get(),
+            foreground.turns.get(),
+            "a rest after each step"
+        );
         Ok(())
     }
 
