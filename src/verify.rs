@@ -113,16 +113,19 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
         dir: dir.to_path_buf(),
         ..VerifyReport::default()
     };
-    // While a writer holds the lock, its spare segment is work in progress, not a
-    // leftover of a crash.
+    // While a writer holds the lock, its spare segment and its snapshot spare (a superseded
+    // snapshot's file kept for reuse) are work in progress, not leftovers of a crash.
     let writer_live = storage
         .is_locked(&dir.join(crate::store::LOCK_FILE))
         .unwrap_or(false);
-    let spare = crate::wal::spare::path(dir);
+    let spares = [
+        crate::wal::spare::path(dir),
+        crate::snapshot::reuse::spare_path(dir),
+    ];
     for name in listing
         .temps
         .iter()
-        .filter(|name| !(writer_live && dir.join(name) == spare))
+        .filter(|name| !(writer_live && spares.contains(&dir.join(name))))
     {
         report.problems.push(Problem {
             kind: ProblemKind::StrayTemp,

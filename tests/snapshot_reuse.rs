@@ -66,6 +66,14 @@ fn the_next_checkpoint_writes_over_the_superseded_snapshot() {
             backend.names()
         );
         assert_eq!(ino(&*backend.storage, &backend.path(SPARE)), first_ino);
+        // A live writer's spare is work in progress, not a stray temporary.
+        let report = walstore::verify(&*backend.storage, &backend.dir).expect("verify");
+        assert!(
+            report.problems.is_empty(),
+            "[{}] {:?}",
+            backend.name,
+            report.problems
+        );
         step_and_checkpoint(&store, &mut i);
         let third = newest_snapshot(backend);
         assert_eq!(
