@@ -25,11 +25,14 @@ pub(crate) enum Pacing {
 }
 
 impl super::Inner {
-    /// Runs `write`, handing it what its write-back gives way to.
+    /// Runs `write`, handing it what its write-back gives way to. `rests`: whether its
+    /// steps also rest while commits stream ([`BUSY_SHARE_INVERSE`]): a snapshot's do; a
+    /// spare segment's do not (it is small, and a rotation wants it soon).
     pub(crate) fn long_write<T: Send>(
         &self,
         pacing: Pacing,
         thread_name: &str,
+        rests: bool,
         write: impl FnOnce(&dyn Foreground) -> T + Send,
     ) -> T {
         match pacing {
@@ -37,6 +40,7 @@ impl super::Inner {
                 let others = OtherThreads {
                     activity: &self.sync_activity,
                     caller: thread_token(),
+                    rests,
                 };
                 match others.streaming() {
                     true => super::priority::run_lowered(thread_name, || write(&others)),
@@ -128,6 +132,8 @@ fn thread_token() -> u64 {
 struct OtherThreads<'a> {
     activity: &'a SyncActivity,
     caller: u64,
+    /// Whether steps rest after themselves while commits stream.
+    rests: bool,
 }
 
 impl SyncActivity {
@@ -201,7 +207,7 @@ impl Foreground for OtherThreads<'_> {
     /// Rests `BUSY_SHARE_INVERSE - 1` times the step, at most [`REST_MAX`], while
     /// commits still run.
     fn rest_after(&self, step: Duration) {
-        if !self.busy() {
+        if !self.rests || !self.busy() {
             return;
         }
         let rest = step.saturating_mul(BUSY_SHARE_INVERSE - 1).min(REST_MAX);
@@ -238,6 +244,7 @@ mod tests {
         OtherThreads {
             activity,
             caller: u64::MAX,
+            rests: true,
         }
     }
 
@@ -298,6 +305,7 @@ mod tests {
         let own = OtherThreads {
             activity: &activity,
             caller: thread_token(),
+            rests: true,
         };
         assert!(!own.busy());
         std::thread::scope(|scope| {
@@ -372,5 +380,16 @@ mod tests {
             rested >= REST_MAX && rested < Duration::from_secs(5),
             "{rested:?}"
         );
+        // A writer that does not rest (a spare segment).
+        let unrested = OtherThreads {
+            rests: false,
+            ..beside(&activity)
+        };
+        assert!(unrested.busy());
+        assert!(in_one_of_a_few_tries(|| {
+            let started = Instant::now();
+            unrested.rest_after(step);
+            started.elapsed() < step
+        }));
     }
 }

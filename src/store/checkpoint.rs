@@ -89,7 +89,7 @@ impl Inner {
         let mut sync_failed = false;
         let write = |frozen: &crate::state::Version, sync_failed: &mut bool| {
             let spare = self.snapshot_spare.lock().take();
-            self.long_write(pacing, "walstore-snapshot", |foreground| {
+            self.long_write(pacing, "walstore-snapshot", true, |foreground| {
                 let target = snapshot::writer::Target {
                     storage: self.storage.as_ref(),
                     dir: &self.dir,
@@ -333,7 +333,7 @@ impl Inner {
             base.advise_full_scan();
         }
         let write = |version: &crate::state::Version| {
-            self.long_write(Pacing::GiveWay, "walstore-backup", |foreground| {
+            self.long_write(Pacing::GiveWay, "walstore-backup", true, |foreground| {
                 let target = snapshot::writer::Target {
                     storage,
                     dir: dest,

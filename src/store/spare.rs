@@ -118,7 +118,7 @@ impl Inner {
             *slot = SpareSlot::Preparing;
         }
         let mut sync_failed = false;
-        let prepared = self.long_write(pacing, "walstore-spare", |foreground| {
+        let prepared = self.long_write(pacing, "walstore-spare", false, |foreground| {
             spare::prepare(
                 self.storage.as_ref(),
                 &self.dir,
