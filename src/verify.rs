@@ -140,8 +140,30 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
     for &lsn in &listing.snapshots {
         let path = dir.join(crate::snapshot::file_name(lsn));
         let has_sidecar = listing.parities.contains(&lsn);
+        let opened = open_snapshot(storage, &path, true);
+        // Gone from the listing once opened, or locked by the writer (which only locks a
+        // snapshot exclusively to rename it away for reuse): a live writer superseded it
+        // meanwhile (snapshot::reuse), so what was read says nothing.
+        let still_listed = || list(storage, dir).map_or(true, |now| now.snapshots.contains(&lsn));
+        let reused = matches!(&opened, Err(Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::WouldBlock);
+        if reused || ((opened.is_err() || writer_live) && !still_listed()) {
+            continue;
+        }
         report.snapshots_checked += 1;
-        match open_snapshot(storage, &path, true) {
+        match opened {
+            Ok(snapshot) if snapshot.lsn() != lsn => {
+                let error = Error::corrupt(
+                    &path,
+                    0,
+                    format!("header says lsn {}, name says {lsn}", snapshot.lsn()),
+                );
+                report.corrupt(
+                    &error,
+                    &path,
+                    "a snapshot's header names the lsn its file name does",
+                );
+            }
             Ok(snapshot) => {
                 report.snapshot_entries_checked += snapshot.entry_count();
                 if let Err(error) = crate::fts::merge::check_postings(&snapshot) {

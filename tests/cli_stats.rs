@@ -29,6 +29,8 @@ fn counts_and_sizes() {
     .ok();
     walstore(&["checkpoint", s(&dir)]).ok();
     std::fs::write(dir.join("00000000000000000009.snap.tmp"), "x").unwrap();
+    // A spare left by a writer (as a crash leaves it): counted apart from strays.
+    std::fs::write(dir.join("00000000000000000000.snap.tmp"), "spare").unwrap();
     let stats = walstore(&["stats", s(&dir), "--json"]).ok().json();
     assert_eq!(stats["lsn"], 3);
     let counts = &stats["counts"];
@@ -56,10 +58,17 @@ fn counts_and_sizes() {
         std::fs::metadata(snap).unwrap().len()
     );
     assert_eq!(files["temp"]["count"], 1);
+    assert_eq!(files["spare"]["count"], 1);
+    assert_eq!(files["spare"]["bytes"], 5);
     assert_eq!(files["lock_file"], true);
     let text = walstore(&["stats", s(&dir)]).ok().stdout;
     assert!(text.contains("lsn: 3"), "{text}");
     assert!(text.contains("parity sidecars: 1,"), "{text}");
+    assert!(text.contains("stray temporary files: 1,"), "{text}");
+    assert!(
+        text.contains("writer's spares (next segment, superseded snapshot): 1,"),
+        "{text}"
+    );
     assert!(text.contains("fingerprints: 3 in 2 namespaces"), "{text}");
     assert!(text.contains("fts documents: 2"), "{text}");
 }

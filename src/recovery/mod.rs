@@ -120,6 +120,15 @@ pub(crate) fn recover_up_to(
             Err(_) if !writer && superseded.get() && attempt < READER_ATTEMPTS_MAX => {
                 attempt += 1;
             }
+            // A file listed a moment ago and gone now (a segment a checkpoint pruned while
+            // the reader replayed): the listing is stale, so list again.
+            Err(Error::Io { source, .. })
+                if !writer
+                    && source.kind() == std::io::ErrorKind::NotFound
+                    && attempt < READER_ATTEMPTS_MAX =>
+            {
+                attempt += 1;
+            }
             result => return result,
         }
     }
@@ -276,27 +285,24 @@ impl Ctx<'_> {
     fn load_snapshot(&mut self, listing: &DirListing) -> Result<Option<Arc<Snapshot>>> {
         for &lsn in listing.snapshots.iter().rev() {
             let path = self.path(&crate::snapshot::file_name(lsn));
-            match open_snapshot(self.storage, &path, self.options.verify_snapshot_on_open) {
+            let opened = open_snapshot(self.storage, &path, self.options.verify_snapshot_on_open);
+            // A reader whose snapshot's name is gone once it holds the lock (or failed to
+            // open it) met a snapshot the writer superseded meanwhile: deleted it, or
+            // renamed its file away to reuse it, maybe half written over (a failed or
+            // killed rewrite releases its lock too). Whatever it read, it starts again
+            // (snapshot::reuse, rule 4): the name, listed again, leads to the new one.
+            if !self.writer && !self.still_listed(lsn) {
+                self.superseded.set(true);
+                return Err(opened.err().unwrap_or_else(|| {
+                    Error::corrupt(&path, 0, "superseded while it was being opened")
+                }));
+            }
+            match opened {
                 Ok(snapshot) if snapshot.lsn() == lsn => return Ok(Some(Arc::new(snapshot))),
-                // A reader that opened a superseded snapshot by its old name just before
-                // the writer renamed its file away, and locked it once the writer had
-                // written the next snapshot over it (snapshot::reuse).
-                Ok(snapshot) if !self.writer && !self.still_listed(lsn) => {
-                    self.superseded.set(true);
-                    return Err(Error::corrupt(
-                        &path,
-                        0,
-                        format!(
-                            "superseded while opened: the file now holds lsn {}",
-                            snapshot.lsn()
-                        ),
-                    ));
-                }
+                // Still listed, but the writer holds its exclusive lock: it is about to
+                // rename the file away for reuse.
                 Err(Error::Io { op, path, source })
-                    if !self.writer
-                        && (source.kind() == std::io::ErrorKind::WouldBlock
-                            || (source.kind() == std::io::ErrorKind::NotFound
-                                && !self.still_listed(lsn))) =>
+                    if !self.writer && source.kind() == std::io::ErrorKind::WouldBlock =>
                 {
                     self.superseded.set(true);
                     return Err(Error::Io { op, path, source });

@@ -414,15 +414,18 @@ pub(crate) fn write_with(
         })
     };
     *sync_failed |= write_back_failed.get();
-    drop(file);
-    drop(parity_file);
     let (entries, bytes) = match result {
         Ok(done) => done,
         Err(error) => {
+            // Unlinked before the handle (and a reused file's exclusive lock) goes: a
+            // reader holding the file open finds its name gone (snapshot::reuse, rule 4).
             remove_temps();
+            drop(file);
             return Err(error);
         }
     };
+    drop(file);
+    drop(parity_file);
     // Any sidecar named like this snapshot's goes first: one left by an earlier attempt
     // at this lsn describes other bytes. Then the snapshot, then its sidecar, so that a
     // sidecar is only ever named beside the snapshot it was computed from.

@@ -20,8 +20,9 @@ use serde::Serialize;
 use super::activity::Pacing;
 use super::{Inner, WeakInner};
 use crate::error::{Error, Result};
-use crate::recovery::{list, open_snapshot};
+use crate::recovery::{DirListing, list, open_snapshot};
 use crate::snapshot;
+use crate::snapshot::reuse::SpareSnapshot;
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Serialize)]
@@ -239,10 +240,42 @@ impl Inner {
             0
         };
         let mut removed = (0, 0);
-        for &lsn in listing.snapshots.get(..keep_from).unwrap_or_default() {
-            self.retire_snapshot(lsn)?;
-            removed.1 += 1;
+        // A snapshot kept as the spare is written over only once its rename away from its
+        // name is durable (the directory fsync below): until then a crash could bring the
+        // name back, over whatever the file then held.
+        let mut pending_spare = None;
+        let retired = self.retire_snapshots(
+            listing.snapshots.get(..keep_from).unwrap_or_default(),
+            &mut pending_spare,
+        );
+        let result = retired.and_then(|retired| {
+            removed.1 = retired;
+            self.prune_the_rest(&listing, keep_from, previous_lsn, &mut removed)
+        });
+        match result {
+            Ok(()) => {
+                if let Some(spare) = pending_spare {
+                    *self.snapshot_spare.lock() = Some(spare);
+                }
+                Ok(removed)
+            }
+            Err(error) => {
+                if let Some(spare) = pending_spare {
+                    spare.discard(self.storage.as_ref());
+                }
+                Err(error)
+            }
         }
+    }
+
+    /// Prune's other steps: sidecars and segments, then the directory fsync.
+    fn prune_the_rest(
+        &self,
+        listing: &DirListing,
+        keep_from: usize,
+        previous_lsn: u64,
+        removed: &mut (usize, usize),
+    ) -> Result<()> {
         // Sidecars of the deleted snapshots, and any whose snapshot is gone (a damaged base
         // moved into quarantine, or one an older build pruned).
         let kept_snapshots = listing.snapshots.get(keep_from..).unwrap_or_default();
@@ -261,7 +294,7 @@ impl Inner {
                 removed.0 += 1;
             }
         }
-        if (removed != (0, 0) || sidecars_removed)
+        if (*removed != (0, 0) || sidecars_removed)
             && let Err(e) = self.storage.sync_dir(&self.dir)
         {
             let error = Error::io("fsync directory", &self.dir, e);
@@ -270,24 +303,29 @@ impl Inner {
             self.poison(&mut log, &error, last);
             return Err(error);
         }
-        Ok(removed)
+        Ok(())
     }
 
-    /// Deletes superseded snapshot `lsn`, or keeps its file as the spare the next
-    /// checkpoint writes over (`snapshot::reuse`), if none is kept yet and nothing maps it.
-    fn retire_snapshot(&self, lsn: u64) -> Result<()> {
-        let name = snapshot::file_name(lsn);
-        if self.options.reuse_snapshot_files {
-            let mut spare = self.snapshot_spare.lock();
-            if spare.is_none() {
-                let path = self.dir.join(&name);
-                *spare = snapshot::reuse::retire(self.storage.as_ref(), &self.dir, &path);
+    /// Deletes the superseded snapshots `lsns`; but keeps the first one whose file can be
+    /// reused (`snapshot::reuse`: nothing maps it) as `spare`, if the writer holds no spare
+    /// yet. Returns how many it deleted or kept.
+    fn retire_snapshots(&self, lsns: &[u64], spare: &mut Option<SpareSnapshot>) -> Result<usize> {
+        let reuse = self.options.reuse_snapshot_files && self.snapshot_spare.lock().is_none();
+        for &lsn in lsns {
+            let name = snapshot::file_name(lsn);
+            if reuse && spare.is_none() {
+                *spare = snapshot::reuse::retire(
+                    self.storage.as_ref(),
+                    &self.dir,
+                    &self.dir.join(&name),
+                );
                 if spare.is_some() {
-                    return Ok(());
+                    continue;
                 }
             }
+            self.remove(&name)?;
         }
-        self.remove(&name)
+        Ok(lsns.len())
     }
 
     fn remove(&self, name: &str) -> Result<()> {

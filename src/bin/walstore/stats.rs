@@ -36,8 +36,14 @@ struct Files {
     snap: FileGroup,
     /// Parity sidecars of snapshots (`.par`).
     par: FileGroup,
-    /// The store's own temporary files (`<20 digits>.wal.tmp`, `.snap.tmp`, `.par.tmp`).
+    /// The store's own temporary files (`<20 digits>.wal.tmp`, `.snap.tmp`, `.par.tmp`),
+    /// but for the spares.
     temp: FileGroup,
+    /// The writer's spares, named with lsn 0: its next WAL segment
+    /// (`00000000000000000000.wal.tmp`) and a superseded snapshot kept for the next
+    /// checkpoint to write over (`00000000000000000000.snap.tmp`). Closing the store
+    /// removes them; so does the next writer open, after a crash.
+    spare: FileGroup,
     quarantine: FileGroup,
     other: FileGroup,
     lock_file: bool,
@@ -136,7 +142,9 @@ fn files(dir: &Path) -> CliResult<Files> {
             }
             continue;
         }
-        if is_store_temp(&name) {
+        if is_store_temp(&name) && name.starts_with("00000000000000000000.") {
+            files.spare.add(len);
+        } else if is_store_temp(&name) {
             files.temp.add(len);
         } else if name.ends_with(".wal") {
             files.wal.add(len);
@@ -188,6 +196,11 @@ fn write_text(out: &mut Out, stats: &Stats) -> CliResult {
         "parity sidecars: {}, {}",
         files.par.count,
         bytes(files.par.bytes)
+    ))?;
+    out.line(format!(
+        "writer's spares (next segment, superseded snapshot): {}, {}",
+        files.spare.count,
+        bytes(files.spare.bytes)
     ))?;
     out.line(format!(
         "stray temporary files: {}, {}",
