@@ -423,3 +423,47 @@ fn verify_skips_a_snapshot_being_reused_and_checks_header_lsns() {
         );
     });
 }
+
+/// A prune that fails after it renamed a superseded snapshot away (here, removing that
+/// snapshot's sidecar fails) has not made the rename durable (its directory fsync never
+/// ran): the file is removed, not kept, so no checkpoint writes over a file that a crash
+/// could bring back under its old name. (Found by a reviewer.)
+#[test]
+fn a_spare_whose_rename_is_not_durable_is_never_written_over() {
+    use walstore::storage::sim::{CallKind, Fault, FaultKind};
+    let backend = Backend::sim(13);
+    let sim = backend.sim.clone().expect("sim");
+    let store = options(&backend).open(&backend.dir).expect("open");
+    let mut i = 0;
+    step_and_checkpoint(&store, &mut i);
+    let first = newest_snapshot(&backend);
+    let first_ino = ino(&sim, &backend.path(&first));
+    for _ in 0..20 {
+        i += 1;
+        commit_step(&store, i);
+    }
+    // Removes in this checkpoint: a stale `<lsn>.par` (none), then the old sidecar.
+    sim.inject(Fault {
+        at_call: 2,
+        kind: FaultKind::Eio,
+        persistent: false,
+        only: Some(CallKind::Remove),
+    });
+    let error = store.checkpoint().expect_err("prune fails");
+    sim.clear_faults();
+    assert!(error.to_string().contains(".par"), "{error}");
+    assert!(
+        !backend.names().contains(&SPARE.to_owned()),
+        "{:?}",
+        backend.names()
+    );
+    step_and_checkpoint(&store, &mut i);
+    let third = newest_snapshot(&backend);
+    assert_ne!(ino(&sim, &backend.path(&third)), first_ino);
+    let expected = dump(&store);
+    drop(store);
+    assert_eq!(
+        dump(&options(&backend).open(&backend.dir).expect("reopen")),
+        expected
+    );
+}
