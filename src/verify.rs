@@ -1,4 +1,5 @@
-//! `verify`: a read-only check of every byte of every store file. Takes no lock and
+//! `verify`: a read-only check of every byte of every store file. Takes no writer lock
+//! (only shared locks on the snapshots it maps, as every reader does) and
 //! writes nothing, so it runs beside a live writer.
 
 use std::path::{Path, PathBuf};

@@ -86,8 +86,9 @@ struct Ctx<'a> {
     superseded: &'a std::cell::Cell<bool>,
 }
 
-/// How many times a reader starts its recovery again when the writer superseded the
-/// snapshot it was opening (each attempt lists the directory afresh).
+/// How many attempts in all a reader makes at its recovery when the writer superseded
+/// the snapshot it was opening, or pruned a file it had listed (each attempt lists the
+/// directory afresh).
 const READER_ATTEMPTS_MAX: u32 = 8;
 
 /// Recovers the store in `dir`. A writer (`writer = true`) holds the lock and may cut,
@@ -103,7 +104,7 @@ pub(crate) fn recover(
 
 /// [`recover`], applying no record above `limit`. A reader whose snapshot a writer
 /// superseded during the attempt (a checkpoint deleted it, or is reusing its file) tries
-/// again, up to [`READER_ATTEMPTS_MAX`] times.
+/// again, up to [`READER_ATTEMPTS_MAX`] attempts in all.
 pub(crate) fn recover_up_to(
     storage: &dyn Storage,
     dir: &Path,

@@ -10,14 +10,17 @@
 //! - every reader (any process, the writer's own snapshots included) holds a shared lock
 //!   on each snapshot file for as long as it maps it (`recovery::open_snapshot`);
 //! - the writer turns a superseded snapshot into the spare only under an exclusive lock,
-//!   which it holds until it has written the next snapshot over it: nothing can map the
-//!   file while it changes, and a reader that opened it by its old name before the rename
-//!   cannot lock it, or finds another lsn in it, and looks again (`recovery`);
+//!   which it holds until it has written the next snapshot over it (or failed to, and
+//!   unlinked it): nothing can map the file while it changes;
+//! - a reader that opened it by its old name before the rename cannot lock it, or, once it
+//!   holds the lock, finds the name gone from the listing, whatever the file holds (a
+//!   failed or killed rewrite releases the lock on a half-written file): it starts its
+//!   recovery again (`recovery`), and `verify` passes over it;
 //! - only a file of [`crate::codec::FORMAT_VERSION`] is reused, never one of an older
 //!   version, which a build that takes no lock may still have mapped.
 //!
 //! The spare is named like the store's temporaries, with lsn 0, which no snapshot has:
-//! `00000000000000000000.snap.tmp`. An open removes it as a stray temporary (recovery case
+//! `00000000000000000000.snap.tmp`. A writer open removes it as a stray temporary (recovery case
 //! 1), closing the store removes it, and it becomes the next snapshot's temporary by a
 //! rename, so a crash at any point leaves only a temporary that nothing reads.
 

@@ -7,8 +7,9 @@
 //! 2. Without any lock: write `<lsn>.snap.tmp`, fdatasync, rename to `<lsn>.snap`,
 //!    fsync the directory (`snapshot::writer`).
 //! 3. Under the mutex: install the snapshot as the new base and publish.
-//! 4. Delete older snapshots and the segments whose records are all covered by the new
-//!    snapshot; fsync the directory. With `Options::keep_fallback(true)`, one older
+//! 4. Delete older snapshots (keeping one's file, renamed, as the spare the next checkpoint
+//!    writes over: `snapshot::reuse`) and the segments whose records are all covered by
+//!    the new snapshot; fsync the directory. With `Options::keep_fallback(true)`, one older
 //!    snapshot and the WAL since it are kept instead, so a damaged newest snapshot falls
 //!    back (recovery case 2).
 
@@ -37,7 +38,8 @@ pub struct CheckpointReport {
     pub written: bool,
     /// WAL segments deleted.
     pub segments_deleted: usize,
-    /// Old snapshots deleted.
+    /// Old snapshots deleted, or (one of them) kept as the spare the next checkpoint
+    /// writes over (`snapshot::reuse`).
     pub snapshots_deleted: usize,
     /// The snapshot this one was written from turned out damaged, and was rebuilt from
     /// its parity sidecar to write this one (its path).

@@ -117,7 +117,8 @@ impl Store {
         Options::default().open(dir)
     }
 
-    /// Opens an existing store read-only: no lock, no writes; a torn tail reads as not
+    /// Opens an existing store read-only: no writer lock (a shared lock on the snapshot it
+    /// maps), no writes; a torn tail reads as not
     /// committed.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         Options::default().read_only(true).open(dir)

@@ -1,6 +1,6 @@
 //! `walstore backup DIR DEST [--json]`: a consistent copy of the live store.
 //!
-//! DIR is opened read-only (no lock), so a writer may keep committing meanwhile; the
+//! DIR is opened read-only (no writer lock), so a writer may keep committing meanwhile; the
 //! copy is the state at one lsn, written into DEST as a fresh snapshot and an empty WAL
 //! segment, so `walstore verify DEST` passes. DEST must not already hold a store.
 

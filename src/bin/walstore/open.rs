@@ -1,6 +1,7 @@
 //! Opening a store the way each kind of command needs.
 //!
-//! Readers (dump, verify, stats, backup) take no lock, write nothing and never create
+//! Readers (dump, verify, stats, backup) take no writer lock (only shared locks on the
+//! snapshots they map), write nothing and never create
 //! DIR; a missing directory or one without store files is "not a store" (exit 1).
 //! Writers (import, recover, checkpoint) take the lock and fail at once (exit 1) when
 //! another process holds it; the library's error names the holder. A strict writer
