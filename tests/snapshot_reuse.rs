@@ -204,45 +204,41 @@ fn an_open_after_a_crash_removes_the_spare() {
     );
 }
 
-/// The race the lock protocol exists for: a reader opens the newest snapshot by name, and
-/// before it locks the file, the writer checkpoints twice: the first checkpoint keeps that
-/// snapshot's file as the spare (nothing held a lock on it yet), the second writes the next
-/// snapshot over it. The reader then finds another lsn in the file it opened, sees that its
-/// name is gone, and starts again: it must end with the writer's state, never with a
-/// mixture, and never with an error.
-#[test]
-fn a_reader_that_opened_a_reused_file_starts_again() {
-    let sim = SimStorage::new(5);
-    let dir = Path::new("/data/store");
-    let writer_options = Store::options()
+/// A writer on a simulated store with one checkpoint taken, and its steps so far.
+fn raced_writer(sim: &SimStorage, dir: &Path) -> (Arc<Store>, u64) {
+    let writer = Store::options()
         .storage(Arc::new(sim.clone()))
         .segment_bytes(64 * 1024)
-        .checkpoint_wal_bytes(0);
-    let writer = Arc::new(writer_options.open(dir).expect("open"));
+        .checkpoint_wal_bytes(0)
+        .background_checkpoints(false)
+        .open(dir)
+        .expect("open");
     let mut i = 0;
     step_and_checkpoint(&writer, &mut i);
-    let target = sim
-        .list_dir(dir)
-        .expect("list")
-        .into_iter()
-        .find(|n| n.ends_with(".snap"))
-        .expect("snapshot");
-    let target_ino = ino(&sim, &dir.join(&target));
-    let steps = Arc::new(Mutex::new(i));
+    (Arc::new(writer), i)
+}
+
+/// Opens a read-only store on `sim` whose open of the newest snapshot runs `race` (given
+/// the writer's step counter) right after the file is opened, before it is locked: as a
+/// writer in another process would, between the reader's open and its lock. Panics if
+/// the race was not staged.
+fn open_reader_racing(
+    sim: &SimStorage,
+    dir: &Path,
+    steps: &Arc<Mutex<u64>>,
+    race: impl Fn(&SimStorage, &mut u64) + Send + Sync + 'static,
+) -> walstore::Result<Store> {
+    let target = newest(sim, dir);
     let fired = Arc::new(Mutex::new(false));
     let hook = {
-        let writer = writer.clone();
-        let steps = steps.clone();
         let fired = fired.clone();
-        let target = target.clone();
+        let steps = steps.clone();
         move |sim: &SimStorage, path: &Path, mode: OpenMode| {
             let file = sim.open_file(path, mode)?;
             let mut fired = fired.lock().unwrap();
             if !*fired && path.file_name().is_some_and(|n| n == target.as_str()) {
                 *fired = true;
-                let mut i = steps.lock().unwrap();
-                step_and_checkpoint(&writer, &mut i);
-                step_and_checkpoint(&writer, &mut i);
+                race(sim, &mut steps.lock().unwrap());
             }
             Ok(file)
         }
@@ -255,18 +251,32 @@ fn a_reader_that_opened_a_reused_file_starts_again() {
         .storage(Arc::new(racing))
         .read_only(true)
         .verify_snapshot_on_open(true)
-        .open(dir)
-        .expect("the reader starts again instead of failing");
+        .open(dir);
     assert!(*fired.lock().unwrap(), "the race was staged");
-    let newest = sim
-        .list_dir(dir)
-        .expect("list")
-        .into_iter()
-        .filter(|n| n.ends_with(".snap"))
-        .max()
-        .expect("snapshot");
+    reader
+}
+
+/// The race the lock protocol exists for: a reader opens the newest snapshot by name, and
+/// before it locks the file, the writer checkpoints twice: the first checkpoint keeps that
+/// snapshot's file as the spare (nothing held a lock on it yet), the second writes the next
+/// snapshot over it. The reader then finds another lsn in the file it opened, sees that its
+/// name is gone, and starts again: it must end with the writer's state, never with a
+/// mixture, and never with an error.
+#[test]
+fn a_reader_that_opened_a_reused_file_starts_again() {
+    let sim = SimStorage::new(5);
+    let dir = Path::new("/data/store");
+    let (writer, i) = raced_writer(&sim, dir);
+    let target_ino = ino(&sim, &dir.join(newest(&sim, dir)));
+    let steps = Arc::new(Mutex::new(i));
+    let racer = writer.clone();
+    let reader = open_reader_racing(&sim, dir, &steps, move |_, i| {
+        step_and_checkpoint(&racer, i);
+        step_and_checkpoint(&racer, i);
+    })
+    .expect("the reader starts again instead of failing");
     assert_eq!(
-        ino(&sim, &dir.join(&newest)),
+        ino(&sim, &dir.join(newest(&sim, dir))),
         target_ino,
         "the newest snapshot was written into the file the reader had opened"
     );
@@ -289,72 +299,37 @@ fn a_reader_of_a_spare_that_a_failed_checkpoint_left_starts_again() {
     for nth in 1..=4 {
         let sim = SimStorage::new(5);
         let dir = Path::new("/data/store");
-        let writer = Arc::new(
-            Store::options()
-                .storage(Arc::new(sim.clone()))
-                .segment_bytes(64 * 1024)
-                .checkpoint_wal_bytes(0)
-                .background_checkpoints(false)
-                .open(dir)
-                .expect("open"),
-        );
-        let mut i = 0;
-        step_and_checkpoint(&writer, &mut i);
-        let target = newest(&sim, dir);
-        let fired = Arc::new(Mutex::new(false));
-        let hook = {
-            let writer = writer.clone();
-            let fired = fired.clone();
-            let target = target.clone();
-            let steps = Arc::new(Mutex::new(i));
-            move |sim: &SimStorage, path: &Path, mode: OpenMode| {
-                let file = sim.open_file(path, mode)?;
-                let mut fired = fired.lock().unwrap();
-                if !*fired && path.file_name().is_some_and(|n| n == target.as_str()) {
-                    *fired = true;
-                    let mut i = steps.lock().unwrap();
-                    // Keeps the reader's file as the spare (the reader has no lock yet).
-                    step_and_checkpoint(&writer, &mut i);
-                    for _ in 0..20 {
-                        *i += 1;
-                        commit_step(&writer, *i);
-                    }
-                    sim.inject(Fault {
-                        at_call: nth,
-                        kind: FaultKind::Enospc,
-                        persistent: false,
-                        only: Some(CallKind::Write),
-                    });
-                    assert!(
-                        writer.checkpoint().is_err(),
-                        "nth {nth}: the checkpoint fails"
-                    );
-                    sim.clear_faults();
-                }
-                Ok(file)
+        let (writer, i) = raced_writer(&sim, dir);
+        let steps = Arc::new(Mutex::new(i));
+        let racer = writer.clone();
+        let reader = open_reader_racing(&sim, dir, &steps, move |sim, i| {
+            // Keeps the reader's file as the spare (the reader has no lock yet).
+            step_and_checkpoint(&racer, i);
+            for _ in 0..20 {
+                *i += 1;
+                commit_step(&racer, *i);
             }
-        };
-        let racing = OnOpen {
-            inner: sim.clone(),
-            hook: Arc::new(hook),
-        };
-        let reader = Store::options()
-            .storage(Arc::new(racing))
-            .read_only(true)
-            .open(dir)
-            .unwrap_or_else(|e| {
-                panic!("nth {nth}: the reader starts again instead of failing: {e}")
+            sim.inject(Fault {
+                at_call: nth,
+                kind: FaultKind::Enospc,
+                persistent: false,
+                only: Some(CallKind::Write),
             });
-        assert!(*fired.lock().unwrap(), "nth {nth}: the race was staged");
+            assert!(
+                racer.checkpoint().is_err(),
+                "nth {nth}: the checkpoint fails"
+            );
+            sim.clear_faults();
+        })
+        .unwrap_or_else(|e| panic!("nth {nth}: the reader starts again instead of failing: {e}"));
         // What a reader opening now, with no race, sees (up to the writer's published
-        // lsn: the failed checkpoint published nothing after the last commits).
+        // lsn: the failed checkpoint published nothing after the last commits). The raced
+        // reader stopped at the limit it read before the race; a refresh takes it there.
         let calm = Store::options()
             .storage(Arc::new(sim.clone()))
             .read_only(true)
             .open(dir)
             .expect("read-only open");
-        // The raced reader stopped at the limit it read before the race; a refresh takes
-        // it to the same state.
         reader.refresh().expect("refresh");
         assert_eq!(reader.lsn(), calm.lsn(), "nth {nth}");
         assert!(
