@@ -93,6 +93,39 @@ impl VerifyReport {
 
 /// Checks every file of the store in `dir` through `storage`.
 pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
+    let mut attempt = 1;
+    loop {
+        let before = list(storage, dir).ok().map(|l| store_files(&l));
+        let result = verify_once(storage, dir);
+        // Beside a live writer, a checkpoint may have pruned or replaced files this run
+        // listed (a segment read as missing, a sidecar gone, a snapshot superseded): its
+        // findings may be about files that are no longer the store's. Check again, from
+        // a fresh listing, while the directory keeps changing (bounded).
+        let after = list(storage, dir).ok().map(|l| store_files(&l));
+        let writer_live = storage
+            .is_locked(&dir.join(crate::store::LOCK_FILE))
+            .unwrap_or(false);
+        if writer_live && before != after && attempt < VERIFY_ATTEMPTS_MAX {
+            attempt += 1;
+            continue;
+        }
+        return result;
+    }
+}
+
+/// Runs of [`verify`] beside a writer whose checkpoints keep changing the directory.
+const VERIFY_ATTEMPTS_MAX: u32 = 8;
+
+/// The store files a listing names (temporaries aside).
+fn store_files(listing: &crate::recovery::DirListing) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    (
+        listing.segments.clone(),
+        listing.snapshots.clone(),
+        listing.parities.clone(),
+    )
+}
+
+fn verify_once(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
     let exists = storage.exists(dir).map_err(|e| Error::io("stat", dir, e))?;
     let listing = if exists {
         Some(list(storage, dir)?)
@@ -114,20 +147,13 @@ pub fn verify(storage: &dyn Storage, dir: &Path) -> Result<VerifyReport> {
         dir: dir.to_path_buf(),
         ..VerifyReport::default()
     };
-    // While a writer holds the lock, its spare segment and its snapshot spare (a superseded
-    // snapshot's file kept for reuse) are work in progress, not leftovers of a crash.
+    // While a writer holds the lock, temporaries are its work in progress (a segment or
+    // checkpoint being written, its spare segment, its snapshot spare), not leftovers of
+    // a crash: its open removed those.
     let writer_live = storage
         .is_locked(&dir.join(crate::store::LOCK_FILE))
         .unwrap_or(false);
-    let spares = [
-        crate::wal::spare::path(dir),
-        crate::snapshot::reuse::spare_path(dir),
-    ];
-    for name in listing
-        .temps
-        .iter()
-        .filter(|name| !(writer_live && spares.contains(&dir.join(name))))
-    {
+    for name in listing.temps.iter().filter(|_| !writer_live) {
         report.problems.push(Problem {
             kind: ProblemKind::StrayTemp,
             file: dir.join(name),
