@@ -117,17 +117,16 @@ pub(crate) fn recover_up_to(
     let mut attempt = 1;
     loop {
         superseded.set(false);
-        match recover_once(storage, dir, options, writer, limit, closed, &superseded) {
-            Err(_) if !writer && superseded.get() && attempt < READER_ATTEMPTS_MAX => {
-                attempt += 1;
-            }
-            // A file listed a moment ago and gone now (a segment a checkpoint pruned while
-            // the reader replayed): the listing is stale, so list again.
-            Err(Error::Io { source, .. })
-                if !writer
-                    && source.kind() == std::io::ErrorKind::NotFound
-                    && attempt < READER_ATTEMPTS_MAX =>
-            {
+        let result = recover_once(storage, dir, options, writer, limit, closed, &superseded);
+        // Besides a superseded snapshot: a file listed a moment ago and gone now (a
+        // segment a checkpoint pruned while the reader replayed) means a stale listing.
+        let stale = |error: &Error| {
+            superseded.get()
+                || matches!(error, Error::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound)
+        };
+        match result {
+            Err(error) if !writer && stale(&error) && attempt < READER_ATTEMPTS_MAX => {
                 attempt += 1;
             }
             result => return result,

@@ -72,6 +72,23 @@ fn sqlite_open(path: &Path) -> R<Connection> {
 
 const SQLITE_UPSERT: &str = "INSERT OR REPLACE INTO fingerprints VALUES (?1, ?2, ?3, ?4, ?5)";
 
+/// The raw baseline: `ops` encoded as one record, appended at `offset` (starting over in a
+/// fresh sparse file when it would pass `RAW_BYTES`), then `fdatasync`.
+fn raw_append(file: &File, offset: &mut u64, ops: &[walstore::model::op::Op]) -> R<()> {
+    let payload = postcard::to_allocvec(ops)?;
+    let mut framed = Vec::new();
+    walstore::wal::record::encode_into(&mut framed, 2, 1, &payload);
+    if *offset + framed.len() as u64 > RAW_BYTES {
+        *offset = 0;
+        file.set_len(0)?;
+        file.set_len(RAW_BYTES)?;
+    }
+    file.write_all_at(&framed, *offset)?;
+    file.sync_data()?;
+    *offset += framed.len() as u64;
+    Ok(())
+}
+
 fn sqlite_put(conn: &Connection, i: u64, salt: u64) -> R<()> {
     let (size, mtime) = common::size_mtime(i);
     conn.prepare_cached(SQLITE_UPSERT)?.execute(params![
@@ -188,17 +205,7 @@ impl Db {
                         fingerprint: common::fingerprint(i, salt),
                     })
                     .collect();
-                let payload = postcard::to_allocvec(&ops)?;
-                let mut framed = Vec::new();
-                walstore::wal::record::encode_into(&mut framed, 2, 1, &payload);
-                if *offset + framed.len() as u64 > RAW_BYTES {
-                    *offset = 0;
-                    file.set_len(0)?;
-                    file.set_len(RAW_BYTES)?;
-                }
-                file.write_all_at(&framed, *offset)?;
-                file.sync_data()?;
-                *offset += framed.len() as u64;
+                raw_append(file, offset, &ops)?;
             }
         }
         Ok(())
@@ -270,17 +277,7 @@ impl Db {
                         },
                     )
                     .collect();
-                let payload = postcard::to_allocvec(&ops)?;
-                let mut framed = Vec::new();
-                walstore::wal::record::encode_into(&mut framed, 2, 1, &payload);
-                if *offset + framed.len() as u64 > RAW_BYTES {
-                    *offset = 0;
-                    file.set_len(0)?;
-                    file.set_len(RAW_BYTES)?;
-                }
-                file.write_all_at(&framed, *offset)?;
-                file.sync_data()?;
-                *offset += framed.len() as u64;
+                raw_append(file, offset, &ops)?;
             }
         }
         Ok(())

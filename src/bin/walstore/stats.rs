@@ -178,40 +178,25 @@ fn counts(read: &ReadTxn) -> walstore::Result<Counts> {
     Ok(counts)
 }
 
+/// `label: count, size` for one group of files.
+fn group_line(out: &mut Out, label: &str, group: &FileGroup) -> CliResult {
+    out.line(format!("{label}: {}, {}", group.count, bytes(group.bytes)))
+}
+
 fn write_text(out: &mut Out, stats: &Stats) -> CliResult {
     let files = &stats.files;
     out.line(format!("store {}", shown(&stats.dir)))?;
     out.line(format!("lsn: {}", stats.lsn))?;
-    out.line(format!(
-        "WAL segments: {}, {}",
-        files.wal.count,
-        bytes(files.wal.bytes)
-    ))?;
-    out.line(format!(
-        "snapshots: {}, {}",
-        files.snap.count,
-        bytes(files.snap.bytes)
-    ))?;
-    out.line(format!(
-        "parity sidecars: {}, {}",
-        files.par.count,
-        bytes(files.par.bytes)
-    ))?;
-    out.line(format!(
-        "writer's spares (next segment, superseded snapshot): {}, {}",
-        files.spare.count,
-        bytes(files.spare.bytes)
-    ))?;
-    out.line(format!(
-        "stray temporary files: {}, {}",
-        files.temp.count,
-        bytes(files.temp.bytes)
-    ))?;
-    out.line(format!(
-        "quarantined files: {}, {}",
-        files.quarantine.count,
-        bytes(files.quarantine.bytes)
-    ))?;
+    group_line(out, "WAL segments", &files.wal)?;
+    group_line(out, "snapshots", &files.snap)?;
+    group_line(out, "parity sidecars", &files.par)?;
+    group_line(
+        out,
+        "writer's spares (next segment, superseded snapshot)",
+        &files.spare,
+    )?;
+    group_line(out, "stray temporary files", &files.temp)?;
+    group_line(out, "quarantined files", &files.quarantine)?;
     let counts = &stats.counts;
     out.line(format!("metadata keys: {}", counts.metadata))?;
     out.line(format!("config keys: {}", counts.config))?;
