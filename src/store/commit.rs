@@ -725,7 +725,9 @@ impl Inner {
                     Error::io("fdatasync", &segment.path, e)
                 })?;
             }
-            rotated = Some(self.next_segment(first_lsn)?);
+            let mut next = self.next_segment(first_lsn)?;
+            segment.pass_direct_buffer(&mut next);
+            rotated = Some(next);
         }
         let target_synced = match rotated {
             Some(_) => crate::header::HEADER_BYTES as u64,

@@ -55,11 +55,10 @@ pub struct ActiveSegment {
 }
 
 /// Whether a segment is appended to around the page cache ([`super::direct`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum Direct {
-    /// Not tried yet.
-    #[default]
-    Untried,
+    /// Not tried yet; the write buffer the direct tail will use (the last segment's).
+    Untried(Vec<u8>),
     /// The storage cannot, or opening failed: appends go through the page cache.
     Unavailable,
     /// Synced appends go through this.
@@ -79,7 +78,7 @@ impl ActiveSegment {
             file,
             first_lsn,
             write_offset,
-            direct: Direct::Untried,
+            direct: Direct::Untried(Vec::new()),
         }
     }
 
@@ -91,9 +90,11 @@ impl ActiveSegment {
         batch: &[u8],
         direct: bool,
     ) -> std::io::Result<()> {
-        if direct && matches!(self.direct, Direct::Untried) {
+        if let (true, Direct::Untried(buffer)) = (direct, &mut self.direct) {
+            let buffer = std::mem::take(buffer);
             self.direct =
-                match DirectTail::open(storage, &self.path, &*self.file, self.write_offset) {
+                match DirectTail::open(storage, &self.path, &*self.file, self.write_offset, buffer)
+                {
                     Some(tail) => Direct::Open(tail),
                     None => Direct::Unavailable,
                 };
@@ -116,12 +117,24 @@ impl ActiveSegment {
                     self.direct = Direct::Unavailable;
                 }
             }
-            Direct::Untried | Direct::Unavailable => {
+            Direct::Untried(_) | Direct::Unavailable => {
                 self.file.write_all_at(batch, self.write_offset)?;
             }
         }
         self.write_offset += batch.len() as u64;
         Ok(())
+    }
+
+    /// Hands this segment's direct write buffer to `next`, the segment after it, which
+    /// then need not allocate and fault it in again.
+    pub fn pass_direct_buffer(&mut self, next: &mut ActiveSegment) {
+        let next_has_none = matches!(&next.direct, Direct::Untried(empty) if empty.capacity() == 0);
+        if next_has_none
+            && matches!(self.direct, Direct::Open(_))
+            && let Direct::Open(tail) = std::mem::replace(&mut self.direct, Direct::Unavailable)
+        {
+            next.direct = Direct::Untried(tail.into_buffer());
+        }
     }
 }
 
