@@ -61,6 +61,10 @@ pub(crate) struct Log {
     pub durable_lsn: u64,
     /// Framed records waiting for a leader.
     pub queue: Vec<u8>,
+    /// The buffer of the last group written, emptied, to be the next `queue`: a large
+    /// group then frames its record into memory already faulted in, instead of a fresh
+    /// allocation (at most [`SPARE_QUEUE_BYTES_MAX`] of it is kept).
+    pub spare_queue: Vec<u8>,
     /// Their transactions, in lsn order.
     pub queued: Vec<Queued>,
     /// Whether a leader is writing (and has taken `segment`).
@@ -113,6 +117,7 @@ impl Log {
             written_lsn: lsn,
             durable_lsn: lsn,
             queue: Vec::new(),
+            spare_queue: Vec::new(),
             queued: Vec::new(),
             leader: false,
             segment,
@@ -138,6 +143,10 @@ const INITIAL_SYNC_TIME: Duration = Duration::from_micros(200);
 /// Bounds on how long a leader waits for the commits of the last cycle.
 const GATHER_MIN: Duration = Duration::from_micros(20);
 const GATHER_MAX: Duration = Duration::from_millis(2);
+/// The largest group buffer kept for the next group (`Log::spare_queue`): a segment's
+/// default size, so a store that once committed a huge transaction does not keep its
+/// memory.
+const SPARE_QUEUE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// A group with at least this many operations is applied on a second thread while the
 /// leader writes and syncs it.
 const PARALLEL_APPLY_OPS: usize = 512;
@@ -508,7 +517,8 @@ impl Inner {
             wake_all(next.as_ref(), &[]);
             return;
         };
-        let batch = std::mem::take(&mut log.queue);
+        let spare_queue = std::mem::take(&mut log.spare_queue);
+        let mut batch = std::mem::replace(&mut log.queue, spare_queue);
         let queued = std::mem::take(&mut log.queued);
         let sync = queued.iter().any(|q| q.sync) || std::mem::take(&mut log.sync_requested);
         let plan = GroupPlan {
@@ -600,6 +610,10 @@ impl Inner {
                 FAILED
             }
         };
+        if batch.capacity() <= SPARE_QUEUE_BYTES_MAX {
+            batch.clear();
+            log.spare_queue = batch;
+        }
         for member in &queued {
             member.waiter.set(outcome);
         }
