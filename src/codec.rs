@@ -58,6 +58,12 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Bytes [`put_varint`] writes for `value`: 1 to 10.
+pub fn varint_len(value: u64) -> usize {
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
 /// Reads a LEB128 varint at `*pos`, advancing it. `None` if cut or longer than 10 bytes.
 #[inline]
 pub fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
@@ -153,6 +159,20 @@ fn get_postcard_u64_bytewise(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn varint_len_is_what_put_varint_writes() {
+        let mut values = vec![0, 1, u64::MAX, i64::MAX as u64];
+        for shift in 0..64 {
+            let power = 1u64 << shift;
+            values.extend([power - 1, power, power + 1]);
+        }
+        for value in values {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -106,14 +106,14 @@ pub fn pair_len(first: &str, second: &str) -> usize {
 /// The prefix shared by every [`pair`] key with this `first`.
 pub fn pair_prefix(tag: Tag, first: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(3 + first.len() + PAIR_SECOND_BYTES_HINT);
-    put_pair_prefix(&mut key, tag, first);
+    put_pair_prefix(&mut key, tag, first.as_bytes());
     key
 }
 
 /// Appends [`pair_prefix`] to `out` (a key written in place).
-pub fn put_pair_prefix(out: &mut Vec<u8>, tag: Tag, first: &str) {
+pub fn put_pair_prefix(out: &mut Vec<u8>, tag: Tag, first: &[u8]) {
     out.push(tag as u8);
-    for &byte in first.as_bytes() {
+    for &byte in first {
         out.push(byte);
         if byte == 0 {
             out.push(0xFF);

@@ -141,11 +141,11 @@ impl ReplayBatch {
 
     /// Appends the change a metadata or config op makes: key `keys::simple(tag, name)`,
     /// its encoded value (`None`: a deletion).
-    pub fn push_simple(&mut self, tag: Tag, name: &str, value: Option<&[u8]>) {
+    pub fn push_simple(&mut self, tag: Tag, name: &[u8], value: Option<&[u8]>) {
         self.begin();
         let out = self.buffer();
         out.push(tag as u8);
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name);
         let value_at = out.len();
         if let Some(value) = value {
             out.extend_from_slice(value);
@@ -156,15 +156,33 @@ impl ReplayBatch {
     /// Appends the change a fingerprint op makes: key `keys::pair(Fingerprint, ns, path)`,
     /// the stored fingerprint `(hash, size, mtime)` (`None`: a deletion).
     pub fn push_fingerprint(&mut self, ns: &str, path: &str, stored: Option<(&[u8], u64, i64)>) {
-        self.begin();
+        self.begin_fingerprint(ns.as_bytes(), path.as_bytes());
         let out = self.buffer();
-        keys::put_pair_prefix(out, Tag::Fingerprint, ns);
-        out.extend_from_slice(path.as_bytes());
         let value_at = out.len();
         if let Some((hash, size, mtime)) = stored {
             Fingerprint::put_stored(out, hash, size, mtime);
         }
         self.end(value_at, stored.is_some());
+    }
+
+    /// [`ReplayBatch::push_fingerprint`] with the value already in its stored form
+    /// (`postcard(Fingerprint)`, as a record's payload holds it): copied as it is.
+    pub fn push_fingerprint_stored(&mut self, ns: &[u8], path: &[u8], stored: Option<&[u8]>) {
+        self.begin_fingerprint(ns, path);
+        let out = self.buffer();
+        let value_at = out.len();
+        if let Some(stored) = stored {
+            out.extend_from_slice(stored);
+        }
+        self.end(value_at, stored.is_some());
+    }
+
+    /// Begins a fingerprint change and writes its key.
+    fn begin_fingerprint(&mut self, ns: &[u8], path: &[u8]) {
+        self.begin();
+        let out = self.buffer();
+        keys::put_pair_prefix(out, Tag::Fingerprint, ns);
+        out.extend_from_slice(path);
     }
 
     /// Whether no change was added.
@@ -237,10 +255,12 @@ impl ReplayBatch {
             data, mut entries, ..
         } = self;
         // Stable: changes to one key stay in the order they were made. Changes made in
-        // key order (a common case) need no sort.
-        if !entries.is_sorted_by(|a, b| a.key(&data) <= b.key(&data)) {
-            entries.sort_by(|a, b| a.key(&data).cmp(b.key(&data)));
+        // strictly increasing key order (a common case) need no sort and hold no key
+        // twice: one pass of comparisons decides.
+        if entries.is_sorted_by(|a, b| a.key(&data) < b.key(&data)) {
+            return Replayed::trimmed(data, entries);
         }
+        entries.sort_by(|a, b| a.key(&data).cmp(b.key(&data)));
         // Keep the last change of each key, in place.
         let mut kept = 0usize;
         for i in 0..entries.len() {

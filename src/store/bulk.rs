@@ -108,7 +108,7 @@ fn append_simple(
 ) -> Result<()> {
     // Encoded first: a failure leaves the batch as it was.
     let value = value.map(encode).transpose()?;
-    batch.push_simple(tag, name, value.as_deref());
+    batch.push_simple(tag, name.as_bytes(), value.as_deref());
     Ok(())
 }
 
