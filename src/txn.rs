@@ -34,9 +34,18 @@ pub struct WriteTxn {
 
 impl WriteTxn {
     pub(crate) fn new(inner: Arc<Inner>, durability: Durability) -> Self {
+        // The buffer a large transaction left, if no other transaction is taking it.
+        let kept = inner
+            .payload_buffer
+            .try_lock()
+            .map(|mut kept| std::mem::take(&mut *kept));
+        let ops = match kept {
+            Some(buffer) if buffer.capacity() > 0 => EncodedOps::with_buffer(buffer),
+            _ => EncodedOps::default(),
+        };
         WriteTxn {
             inner,
-            ops: EncodedOps::default(),
+            ops,
             durability,
         }
     }

@@ -42,7 +42,15 @@ pub(crate) struct EncodedOps {
 impl Default for EncodedOps {
     fn default() -> Self {
         // Room for a few small ops: most transactions then allocate once.
-        let mut buf = Vec::with_capacity(INITIAL_BYTES);
+        EncodedOps::with_buffer(Vec::with_capacity(INITIAL_BYTES))
+    }
+}
+
+impl EncodedOps {
+    /// No ops yet, encoded into `buf` (emptied; a committed transaction's, whose memory
+    /// is already there: see `Payload::take_buffer`).
+    pub(crate) fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.resize(PREFIX, 0);
         EncodedOps {
             buf,
@@ -201,6 +209,17 @@ impl Payload {
     /// The payload bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    /// Bytes its buffer holds room for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Takes the payload's buffer (leaving it empty), to encode another transaction into.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.start = 0;
+        std::mem::take(&mut self.buf)
     }
 
     /// The ops.

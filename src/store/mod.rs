@@ -62,6 +62,9 @@ pub(crate) struct Inner {
     /// A superseded snapshot's file, kept for the next checkpoint to write over
     /// (`snapshot::reuse`).
     pub(crate) snapshot_spare: Mutex<Option<crate::snapshot::reuse::SpareSnapshot>>,
+    /// A large committed transaction's payload buffer, for the next write transaction
+    /// (`commit.rs`, `keep_payload_buffer`).
+    pub(crate) payload_buffer: Mutex<Vec<u8>>,
     /// First lsn of the last segment a spare was asked for.
     pub(crate) spare_asked_for: std::sync::atomic::AtomicU64,
     /// The writer's `HEAD` file (see `head.rs`).
@@ -252,6 +255,7 @@ impl Store {
             background_cond: Condvar::new(),
             spare: Mutex::new(spare::SpareSlot::Empty),
             snapshot_spare: Mutex::new(None),
+            payload_buffer: Mutex::new(Vec::new()),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             sync_activity: activity::SyncActivity::new(),
