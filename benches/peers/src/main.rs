@@ -533,9 +533,8 @@ fn settle() -> R<()> {
 }
 
 /// The engines' order in bulk round `round`: each round starts one engine later, so that
-/// none always runs right after the same one (fjall's background flushes, still in
-/// flight, delay the next engine's `fdatasync`: raw, run first after fjall in every
-/// round, took 3.7–4.3 ms against criterion's 1.1 ms).
+/// none always runs right after the same one (whose background work may still be
+/// running).
 fn round_order(round: u64, engines: usize) -> impl Iterator<Item = usize> {
     let first = usize::try_from(round).unwrap_or(0) % engines;
     (0..engines).map(move |k| (first + k) % engines)
