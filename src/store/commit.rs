@@ -16,9 +16,10 @@
 //! 4. It takes the whole queue, releases the mutex, writes the group with one `pwrite`,
 //!    and (if any queued commit asked for [`Durability::Immediate`]) issues one
 //!    `fdatasync`. Meanwhile it applies the group to a private copy of the working version
-//!    (O(1) to copy; on a second thread for a large group, so the apply overlaps the
-//!    `fdatasync`; a group of many blind writes as one sorted run, `bulk.rs`). New commits
-//!    queue up meanwhile: they form the next group.
+//!    (O(1) to copy; on another thread for a large group, so the apply overlaps the
+//!    `fdatasync`; a group of many blind writes as one sorted run, built on a long-lived
+//!    helper, `bulk.rs`, `helper.rs`). New commits queue up meanwhile: they form the next
+//!    group.
 //! 5. On success the leader re-takes the mutex, installs the applied version, publishes it
 //!    to readers, and wakes its group's committers one by one (a targeted unpark, no
 //!    thundering herd), first handing the leadership to the first commit queued meanwhile.
@@ -31,13 +32,14 @@
 //! one could succeed without its bytes being durable.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
+use super::helper::Helpers;
 use super::options::Durability;
 use super::{Inner, bulk};
 use crate::error::{Error, Result};
@@ -524,7 +526,8 @@ impl Inner {
         };
         let spare_queue = std::mem::take(&mut log.spare_queue);
         let mut batch = std::mem::replace(&mut log.queue, spare_queue);
-        let mut queued = std::mem::take(&mut log.queued);
+        // Shared with the helper that builds a large group's run (`helper.rs`).
+        let mut queued = Arc::new(std::mem::take(&mut log.queued));
         let sync = queued.iter().any(|q| q.sync) || std::mem::take(&mut log.sync_requested);
         let plan = GroupPlan {
             first_lsn: first,
@@ -619,8 +622,11 @@ impl Inner {
             batch.clear();
             log.spare_queue = batch;
         }
-        self.keep_payload_buffer(&mut queued);
-        for member in &queued {
+        // The helper dropped its share before it reported.
+        if let Some(queued) = Arc::get_mut(&mut queued) {
+            self.keep_payload_buffer(queued);
+        }
+        for member in queued.iter() {
             member.waiter.set(outcome);
         }
         log.concurrency = queued.len() + log.queued.len();
@@ -628,13 +634,11 @@ impl Inner {
         drop(log);
         wake_all(next.as_ref(), &queued);
         // The group's operations, and the version it replaced (if no reader holds it), are
-        // freed after its committers were woken; a large group's on another thread.
+        // freed after its committers were woken; a large group's on a helper.
         let garbage = (queued, replaced);
         if garbage.0.iter().map(|q| q.payload.count).sum::<usize>() >= PARALLEL_APPLY_OPS {
-            // Should the spawn fail, the closure and the garbage are dropped here.
-            let _ = std::thread::Builder::new()
-                .name("walstore-free".into())
-                .spawn(move || drop(garbage));
+            // Should no helper run, the job and the garbage are dropped here.
+            let _ = self.helpers.merge.submit(Box::new(move || drop(garbage)));
         }
     }
 
@@ -647,8 +651,9 @@ impl Inner {
         batch: &[u8],
         plan: &GroupPlan,
         working: &mut Version,
-        queued: &[Queued],
+        group: &Arc<Vec<Queued>>,
     ) -> (Result<Option<ActiveSegment>>, Result<()>, Duration) {
+        let queued = group.as_slice();
         let timed_write = |segment: &mut ActiveSegment| {
             let started = Instant::now();
             let written = self.write_group(segment, batch, plan);
@@ -656,7 +661,7 @@ impl Inner {
         };
         // Many blind ops: one sorted run (`bulk.rs`).
         if bulk::blind_ops(queued) >= bulk::RUN_OPS {
-            return write_and_apply_run(timed_write, segment, plan, working, queued);
+            return write_and_apply_run(&self.helpers, timed_write, segment, plan, working, group);
         }
         let ops: usize = queued.iter().map(|q| q.payload.count).sum();
         // Many ops, or few heavy ones (indexed documents): applied on other threads.
@@ -820,53 +825,63 @@ impl Inner {
 }
 
 /// [`Inner::write_and_apply`] for a group of many blind ops: applied as one sorted run,
-/// built on another thread if the group is synced (and the stack merged down on a third,
-/// when full), so both overlap the write and `fdatasync`.
+/// built on a helper if the group is synced (and the stack merged down on another, when
+/// full), so both overlap the write and `fdatasync` (`helper.rs`).
 fn write_and_apply_run(
+    helpers: &Helpers,
     timed_write: impl Fn(&mut ActiveSegment) -> (Result<Option<ActiveSegment>>, Duration),
     segment: &mut ActiveSegment,
     plan: &GroupPlan,
     working: &mut Version,
-    queued: &[Queued],
+    group: &Arc<Vec<Queued>>,
 ) -> (Result<Option<ActiveSegment>>, Result<()>, Duration) {
-    if plan.sync {
-        let parallel = std::thread::scope(|scope| {
-            let spawn = |name: &str| std::thread::Builder::new().name(name.into());
-            // Merging the stack down (when full) and building the run are
-            // independent: on two threads, both beside the write and sync.
-            // A panic is caught there (an unjoined panicked thread would panic the
-            // scope, and the leader with it): the run's builder then merges.
-            let merger = bulk::merge_room(working, queued).and_then(|room| {
-                let mut below = working.stack.clone();
-                spawn("walstore-merge")
-                    .spawn_scoped(scope, move || {
-                        unwound(|| {
-                            state::normalize(&mut below, room);
-                            below
-                        })
-                    })
-                    .ok()
-            });
-            let merged_below = move || merger.and_then(|merger| merger.join().ok().flatten());
-            let working = &mut *working;
-            let builder = spawn("walstore-apply")
-                .spawn_scoped(scope, move || {
-                    bulk::apply_as_run(working, queued, merged_below)
-                })
-                .ok()?;
-            let (written, took) = timed_write(segment);
-            let applied = builder.join().unwrap_or_else(|_| Err(apply_panicked()));
-            Some((written, applied, took))
-        });
-        if let Some(done) = parallel {
-            return done;
-        }
+    if !plan.sync {
+        let (written, took) = timed_write(segment);
+        let applied = match written {
+            Ok(_) => catching(APPLYING, || bulk::apply_as_run(working, group, || None)),
+            Err(_) => Ok(()),
+        };
+        return (written, applied, took);
     }
-    let (written, took) = timed_write(segment);
-    let applied = match written {
-        Ok(_) => catching(APPLYING, || bulk::apply_as_run(working, queued, || None)),
-        Err(_) => Ok(()),
+    // Merging the stack down (when full) and building the run are independent. A merge
+    // that panicked or could not be handed over is done by the run's builder instead.
+    let merged = bulk::merge_room(working, group).and_then(|room| {
+        let mut below = working.stack.clone();
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let merge = move || {
+            state::normalize(&mut below, room);
+            let _ = sender.send(below);
+        };
+        helpers
+            .merge
+            .submit(Box::new(merge))
+            .ok()
+            .map(|()| receiver)
+    });
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let mut owned = std::mem::take(working);
+    let shared = Arc::clone(group);
+    let build = move || {
+        let merged_below = move || merged.and_then(|receiver| receiver.recv().ok());
+        let applied = catching(APPLYING, || {
+            bulk::apply_as_run(&mut owned, &shared, merged_below)
+        });
+        // Before reporting: the leader then holds the group alone.
+        drop(shared);
+        let _ = sender.send((owned, applied));
     };
+    let (written, took) = match helpers.build.submit(Box::new(build)) {
+        Ok(()) => timed_write(segment),
+        // No helper thread: built here, before the write.
+        Err(build) => {
+            build();
+            timed_write(segment)
+        }
+    };
+    let (version, applied) = receiver
+        .recv()
+        .unwrap_or_else(|_| (Version::default(), Err(apply_panicked())));
+    *working = version;
     (written, applied, took)
 }
 

@@ -6,6 +6,7 @@ mod bulk;
 mod checkpoint;
 mod commit;
 pub(crate) mod head;
+mod helper;
 mod lock;
 mod options;
 mod priority;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     /// A superseded snapshot's file, kept for the next checkpoint to write over
     /// (`snapshot::reuse`).
     pub(crate) snapshot_spare: Mutex<Option<crate::snapshot::reuse::SpareSnapshot>>,
+    /// Threads that build a large group's run beside its write (`helper.rs`).
+    pub(crate) helpers: helper::Helpers,
     /// A large committed transaction's payload buffer, for the next write transaction
     /// (`commit.rs`, `keep_payload_buffer`).
     pub(crate) payload_buffer: Mutex<Vec<u8>>,
@@ -256,6 +259,7 @@ impl Store {
             spare: Mutex::new(spare::SpareSlot::Empty),
             snapshot_spare: Mutex::new(None),
             payload_buffer: Mutex::new(Vec::new()),
+            helpers: helper::Helpers::new(),
             spare_asked_for: std::sync::atomic::AtomicU64::new(0),
             head,
             sync_activity: activity::SyncActivity::new(),
@@ -402,6 +406,7 @@ impl Store {
         if let Some(handle) = thread {
             let _ = handle.join();
         }
+        self.inner.helpers.stop();
         self.inner.discard_spare();
         if let Some(unused) = self.inner.snapshot_spare.lock().take() {
             unused.discard(self.inner.storage.as_ref());
