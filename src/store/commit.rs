@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
-use super::helper::Helpers;
+use super::helper::{Helpers, Priority};
 use super::options::Durability;
 use super::{Inner, bulk};
 use crate::error::{Error, Result};
@@ -638,7 +638,7 @@ impl Inner {
         let garbage = (queued, replaced);
         if garbage.0.iter().map(|q| q.payload.count).sum::<usize>() >= PARALLEL_APPLY_OPS {
             // Should no helper run, the job and the garbage are dropped here.
-            let _ = self.helpers.merge.submit(Box::new(move || drop(garbage)));
+            let _ = (self.helpers.merge).submit(Box::new(move || drop(garbage)), Priority::Any);
         }
     }
 
@@ -694,9 +694,10 @@ impl Inner {
         (written, applied, took)
     }
 
-    /// Keeps the largest payload buffer of a group that was written and applied (in
-    /// range: [`KEPT_PAYLOAD_BYTES_MIN`] to [`SPARE_QUEUE_BYTES_MAX`]) for the next write
-    /// transaction, if none is kept. Before the committers are woken, so that a thread
+    /// Keeps the largest payload buffer of a group (in range: [`KEPT_PAYLOAD_BYTES_MIN`]
+    /// to [`SPARE_QUEUE_BYTES_MAX`]) for the next write transaction, if none is kept.
+    /// Called once nothing reads the group's payloads any more (written, applied, or
+    /// failed: the memory is reusable either way). Before the committers are woken, so that a thread
     /// committing large transactions back to back finds it.
     fn keep_payload_buffer(&self, queued: &mut [Queued]) {
         let in_range = |q: &&mut Queued| {
@@ -854,7 +855,7 @@ fn write_and_apply_run(
         };
         helpers
             .merge
-            .submit(Box::new(merge))
+            .submit(Box::new(merge), Priority::OfCaller)
             .ok()
             .map(|()| receiver)
     });
@@ -870,7 +871,7 @@ fn write_and_apply_run(
         drop(shared);
         let _ = sender.send((owned, applied));
     };
-    let (written, took) = match helpers.build.submit(Box::new(build)) {
+    let (written, took) = match helpers.build.submit(Box::new(build), Priority::OfCaller) {
         Ok(()) => timed_write(segment),
         // No helper thread: built here, before the write.
         Err(build) => {

@@ -6,20 +6,29 @@
 //! measured here), and a large group used three, two of them (58 µs) before its write
 //! began. A helper waits for jobs on a channel; handing it one costs a send.
 //!
-//! - A helper runs its jobs one at a time, in the order given. Only the commit leader
-//!   (one at a time) gives jobs, so a job waiting for another helper's result never waits
-//!   behind a job of its own helper.
+//! - A helper runs its jobs one at a time, in the order given. The commit leader (one at
+//!   a time) gives the build and merge jobs, and the build job waits only for the merge
+//!   job; a garbage job, which the previous leader may give while the next one leads,
+//!   waits for nothing. So no job waits behind one that waits for it.
 //! - Jobs own what they work on (a version, the group behind an `Arc`), so nothing they
 //!   borrow outlives the leader. A job reports through a channel of its own; one that
 //!   panics drops that channel unsent, which its receiver takes as the failure it is.
+//! - A new thread inherits its creator's CPU priority (nice value), so a helper runs
+//!   group work at the priority of the leader that started it, as a thread started per
+//!   group did. A leader of another priority starts the helper again from its own
+//!   thread ([`Priority::OfCaller`]); freeing garbage takes whichever priority runs
+//!   ([`Priority::Any`]). Without this, a niced thread that led the first large group
+//!   would slow every later commit's apply (found by review).
 //! - A helper starts with its first job (a store that never commits a large group starts
-//!   none) and stops, joined, when the store closes or is dropped.
+//!   none) and stops, joined, when the store closes or is dropped; a transaction that
+//!   outlives the store starts it again, and it stops when the last handle goes.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+use super::priority::this_thread_nice;
 use crate::util::unwound;
 
 /// The store's helpers.
@@ -60,6 +69,17 @@ pub(crate) struct Helper {
 struct Running {
     jobs: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
+    /// The nice value it inherited from the thread that started it.
+    nice: Option<i32>,
+}
+
+/// The priority a job needs its helper to run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// The submitting thread's: work a committer waits for.
+    OfCaller,
+    /// Any: work nobody waits for (freeing a group's garbage).
+    Any,
 }
 
 impl Helper {
@@ -71,10 +91,21 @@ impl Helper {
         }
     }
 
-    /// Hands `job` to the helper thread, starting it if needed. `Err(job)` if no thread
-    /// could be started (or it is gone): the caller then runs the job itself.
-    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+    /// Hands `job` to the helper thread, starting it if needed (again, from this thread,
+    /// if it runs at another priority than this thread's and `priority` asks for this
+    /// thread's). `Err(job)` if no thread could be started (or it is gone): the caller
+    /// then runs the job itself.
+    pub(crate) fn submit(&self, job: Job, priority: Priority) -> Result<(), Job> {
         let mut running = self.running.lock();
+        let nice = this_thread_nice();
+        let other_priority = running
+            .as_ref()
+            .is_some_and(|current| priority == Priority::OfCaller && current.nice != nice);
+        if other_priority && let Some(Running { jobs, thread, .. }) = running.take() {
+            // It finishes what it was given (never a job waiting for this one).
+            drop(jobs);
+            let _ = thread.join();
+        }
         if running.is_none() {
             let (jobs, receiver) = mpsc::channel::<Job>();
             let started = std::thread::Builder::new()
@@ -87,7 +118,7 @@ impl Helper {
                     }
                 });
             match started {
-                Ok(thread) => *running = Some(Running { jobs, thread }),
+                Ok(thread) => *running = Some(Running { jobs, thread, nice }),
                 Err(_) => return Err(job),
             }
         }
@@ -104,7 +135,7 @@ impl Helper {
     /// Stops the thread once it has run the jobs it was given, and joins it.
     pub(crate) fn stop(&self) {
         let running = self.running.lock().take();
-        if let Some(Running { jobs, thread }) = running {
+        if let Some(Running { jobs, thread, .. }) = running {
             drop(jobs);
             let _ = thread.join();
         }
@@ -127,7 +158,7 @@ impl Drop for Helper {
 mod tests {
     use std::sync::mpsc;
 
-    use super::Helper;
+    use super::{Helper, Priority};
 
     #[test]
     fn jobs_run_in_order_and_a_panic_is_contained() {
@@ -137,16 +168,22 @@ mod tests {
         for i in 0..3 {
             let sender = sender.clone();
             helper
-                .submit(Box::new(move || sender.send(i).expect("send")))
+                .submit(
+                    Box::new(move || sender.send(i).expect("send")),
+                    Priority::OfCaller,
+                )
                 .map_err(|_| "submit")
                 .expect("submitted");
         }
         let (panicked_sender, panicked) = mpsc::channel::<u32>();
         helper
-            .submit(Box::new(move || {
-                let _kept = panicked_sender;
-                panic!("a job's bug");
-            }))
+            .submit(
+                Box::new(move || {
+                    let _kept = panicked_sender;
+                    panic!("a job's bug");
+                }),
+                Priority::Any,
+            )
             .map_err(|_| "submit")
             .expect("submitted");
         assert!(
@@ -155,12 +192,80 @@ mod tests {
         );
         let sender_after = sender.clone();
         helper
-            .submit(Box::new(move || sender_after.send(3).expect("send")))
+            .submit(
+                Box::new(move || sender_after.send(3).expect("send")),
+                Priority::OfCaller,
+            )
             .map_err(|_| "submit")
             .expect("the helper goes on");
         drop(sender);
         helper.stop();
         assert!(!helper.is_running());
         assert_eq!(receiver.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+
+    /// The nice values of this process's `walstore-apply` and `walstore-merge` threads.
+    #[cfg(target_os = "linux")]
+    fn helper_nices() -> Vec<(String, i32)> {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("tasks");
+        tasks
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let name = std::fs::read_to_string(path.join("comm")).ok()?;
+                let name = name.trim();
+                if name != "walstore-apply" && name != "walstore-merge" {
+                    return None;
+                }
+                // Field 19 of `stat`, the 17th after the command's closing parenthesis.
+                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                let after = stat.get(stat.rfind(')')? + 2..)?;
+                let nice = after.split(' ').nth(16)?.parse().ok()?;
+                Some((name.to_owned(), nice))
+            })
+            .collect()
+    }
+
+    /// A large group led by a niced thread leaves no helper at its priority for a later
+    /// leader of normal priority (found by review: a helper inherits the priority of
+    /// the thread that starts it, and it was started once for the store's life).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn helpers_run_at_the_priority_of_the_leader_they_work_for() {
+        use std::sync::Arc;
+
+        use crate::storage::SimStorage;
+        use crate::{Fingerprint, Store};
+
+        fn large_commit(store: &Store, tag: &str) {
+            let mut txn = store.begin_write();
+            for i in 0..2_000u32 {
+                let fingerprint = Fingerprint::new([1u8; 32], u64::from(i), 1).expect("fp");
+                txn.put_fingerprint("ns", &format!("{tag}/{i:05}"), fingerprint);
+            }
+            txn.commit().expect("commit");
+        }
+
+        let store = Arc::new(
+            Store::options()
+                .storage(Arc::new(SimStorage::new(5)))
+                .background_checkpoints(false)
+                .open("/probe/store")
+                .expect("open"),
+        );
+        let caller = super::this_thread_nice().expect("nice");
+        let low = Arc::clone(&store);
+        std::thread::spawn(move || {
+            rustix::process::setpriority_process(None, caller + 10).expect("renice");
+            large_commit(&low, "low");
+            large_commit(&low, "low again");
+        })
+        .join()
+        .expect("niced committer");
+        large_commit(&store, "main");
+        let nices = helper_nices();
+        assert!(
+            !nices.is_empty() && nices.iter().all(|(_, nice)| *nice == caller),
+            "{nices:?}"
+        );
     }
 }

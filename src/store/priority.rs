@@ -67,6 +67,18 @@ pub(crate) fn run_lowered<T: Send>(name: &str, work: impl FnOnce() -> T + Send) 
     }
 }
 
+/// The calling thread's nice value (on Linux a thread's own); `None` where unknown.
+#[cfg(target_os = "linux")]
+pub(crate) fn this_thread_nice() -> Option<i32> {
+    rustix::process::getpriority_process(None).ok()
+}
+
+/// Elsewhere: unknown.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn this_thread_nice() -> Option<i32> {
+    None
+}
+
 /// Elsewhere: on the calling thread (no per-thread priority to lower).
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn run_lowered<T: Send>(_name: &str, work: impl FnOnce() -> T + Send) -> T {
