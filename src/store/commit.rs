@@ -10,8 +10,8 @@
 //!    ×8.21); the price is CPU spent yielding while waiting.
 //! 3. The leader first *gathers*: if fewer commits are queued than took part in the last
 //!    cycle (the previous group plus those queued while it was synced), it waits for them,
-//!    at most half a recent `fdatasync`, yielding the CPU meanwhile (a timed park overshot
-//!    that deadline by about 90 µs). Without this, committers released by one sync
+//!    at most half a recent `fdatasync`: yielding the CPU meanwhile if that deadline is
+//!    at most 250 µs away (a timed park overshot it by about 90 µs), parked otherwise. Without this, committers released by one sync
 //!    queue up while the next group is being synced, and groups alternate between two
 //!    halves of the committers: each sync would cover half of them.
 //! 4. It takes the whole queue, releases the mutex, writes the group with one `pwrite`,
@@ -92,7 +92,7 @@ pub(crate) struct Log {
     /// Commits that took part in the last cycle: the last group and those queued while it
     /// was written. The next leader waits (briefly) for that many.
     pub concurrency: usize,
-    /// Whether the leader (parked) waits for `gather_target` queued commits.
+    /// Whether the leader waits (yielding or parked) for `gather_target` queued commits.
     pub gathering: bool,
     /// How many queued commits the gathering leader waits for.
     pub gather_target: usize,
@@ -362,7 +362,7 @@ impl Inner {
         });
         if log.leader && log.gathering && log.queued.len() >= log.gather_target {
             // The group the leader is gathering is complete: lead it from this thread,
-            // which is running already (the gathering one is parked).
+            // which is running already (the gathering one is waiting).
             log.gathering = false;
             self.lead(log);
         } else if !log.leader {
@@ -480,8 +480,11 @@ impl Inner {
 
     /// Starts the next group as its leader: at once, or after gathering (see the module
     /// docs, step 3) as many commits as took part in the last cycle. The gathering leader
-    /// parks; the commit that completes the group leads it instead (one wake-up less), and
-    /// the gathering one leads what it has if none did by the deadline.
+    /// waits (`Waiter::wait_until`); the commit that completes the group leads it instead
+    /// (it is running already), and the gathering one leads what it has if none did by
+    /// the deadline. A gathering leader whose group another commit took keeps yielding
+    /// until its deadline, then waits as any committer does: CPU spent beside the group's
+    /// sync, where a timed park slept.
     fn begin_group(&self, mut log: MutexGuard<'_, Log>, waiter: &Waiter) {
         // Leadership handed over is taken: the state now tells how the commit ends.
         waiter.set(WAITING);
