@@ -9,8 +9,8 @@
 //! `postcard::from_bytes::<Vec<Op>>` would, and it appends the keys and values
 //! `Op::apply` would set (`tests::fast_path_equals_decode_and_apply`).
 //! [`decode_blind_into`] (a committer, on its own payload) does the same, except that it
-//! checks no string for UTF-8: the committer encoded every one from a `&str`. The variant indexes are those of
-//! `model::op::Op` (part of the format: never reordered).
+//! checks no string for UTF-8: the committer encoded every one from a `&str`. The variant
+//! indexes are those of `model::op::Op` (part of the format: never reordered).
 
 use crate::codec::{get_postcard_u64, varint_len};
 use crate::model::fingerprint::Fingerprint;
@@ -41,8 +41,8 @@ pub(crate) fn decode_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
 /// state. The skipped ops are only stepped over, and no string is checked for UTF-8:
 /// the committer encoded every one from a `&str` (checking each term's UTF-8 again made
 /// `walstore index` about 10 % slower, in alternated runs; a blind op's took about an
-/// eighth of the apply thread's samples in a profile of 10,000-fingerprint commits). `false`: bytes this decoder
-/// does not accept; `batch` is as it was.
+/// eighth of the apply thread's samples in a profile of 10,000-fingerprint commits).
+/// `false`: bytes this decoder does not accept; `batch` is as it was.
 pub(crate) fn decode_blind_into(payload: &[u8], batch: &mut ReplayBatch) -> bool {
     decode_marked(payload, batch, FtsOps::Skip)
 }

@@ -11,9 +11,10 @@
 //! 3. The leader first *gathers*: if fewer commits are queued than took part in the last
 //!    cycle (the previous group plus those queued while it was synced), it waits for them,
 //!    at most half a recent `fdatasync`: yielding the CPU meanwhile if that deadline is
-//!    at most 250 µs away (a timed park overshot it by about 90 µs), parked otherwise. Without this, committers released by one sync
-//!    queue up while the next group is being synced, and groups alternate between two
-//!    halves of the committers: each sync would cover half of them.
+//!    at most 250 µs away (a timed park overshot it by about 90 µs), parked otherwise.
+//!    Without this, committers released by one sync queue up while the next group is
+//!    being synced, and groups alternate between two halves of the committers: each sync
+//!    would cover half of them.
 //! 4. It takes the whole queue, releases the mutex, writes the group with one `pwrite`,
 //!    and (if any queued commit asked for [`Durability::Immediate`]) issues one
 //!    `fdatasync`. Meanwhile it applies the group to a private copy of the working version
@@ -66,7 +67,7 @@ pub(crate) struct Log {
     pub queue: Vec<u8>,
     /// The buffer of the last group written, emptied, to be the next `queue`: a large
     /// group then frames its record into memory already faulted in, instead of a fresh
-    /// allocation (at most [`SPARE_QUEUE_BYTES_MAX`] of it is kept).
+    /// allocation (at most [`KEPT_BUFFER_BYTES_MAX`] of it is kept).
     pub spare_queue: Vec<u8>,
     /// Their transactions, in lsn order.
     pub queued: Vec<Queued>,
@@ -146,11 +147,11 @@ const INITIAL_SYNC_TIME: Duration = Duration::from_micros(200);
 /// Bounds on how long a leader waits for the commits of the last cycle.
 const GATHER_MIN: Duration = Duration::from_micros(20);
 const GATHER_MAX: Duration = Duration::from_millis(2);
-/// The largest group buffer kept for the next group (`Log::spare_queue`): a segment's
-/// default size, so a store that once committed a huge transaction does not keep its
-/// memory.
-const SPARE_QUEUE_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// A committed payload buffer this large (up to [`SPARE_QUEUE_BYTES_MAX`]) is kept for
+/// The largest buffer kept for reuse, a group's (`Log::spare_queue`) or a transaction's
+/// (`Inner::payload_buffer`): a segment's default size, so a store that once committed a
+/// huge transaction does not keep its memory.
+const KEPT_BUFFER_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// A committed payload buffer this large (up to [`KEPT_BUFFER_BYTES_MAX`]) is kept for
 /// the next write transaction (`Inner::payload_buffer`): a large transaction then encodes
 /// into memory already faulted in, instead of growing a fresh buffer by doubling (10,000
 /// fingerprints: 0.9 MB, eleven reallocations). A smaller one costs little to allocate.
@@ -629,7 +630,7 @@ impl Inner {
                 FAILED
             }
         };
-        if batch.capacity() <= SPARE_QUEUE_BYTES_MAX {
+        if batch.capacity() <= KEPT_BUFFER_BYTES_MAX {
             batch.clear();
             log.spare_queue = batch;
         }
@@ -706,13 +707,13 @@ impl Inner {
     }
 
     /// Keeps the largest payload buffer of a group (in range: [`KEPT_PAYLOAD_BYTES_MIN`]
-    /// to [`SPARE_QUEUE_BYTES_MAX`]) for the next write transaction, if none is kept.
+    /// to [`KEPT_BUFFER_BYTES_MAX`]) for the next write transaction, if none is kept.
     /// Called once nothing reads the group's payloads any more (written, applied, or
-    /// failed: the memory is reusable either way). Before the committers are woken, so that a thread
-    /// committing large transactions back to back finds it.
+    /// failed: the memory is reusable either way). Before the committers are woken, so
+    /// that a thread committing large transactions back to back finds it.
     fn keep_payload_buffer(&self, queued: &mut [Queued]) {
         let in_range = |q: &&mut Queued| {
-            (KEPT_PAYLOAD_BYTES_MIN..=SPARE_QUEUE_BYTES_MAX).contains(&q.payload.capacity())
+            (KEPT_PAYLOAD_BYTES_MIN..=KEPT_BUFFER_BYTES_MAX).contains(&q.payload.capacity())
         };
         let Some(largest) = queued
             .iter_mut()

@@ -24,11 +24,12 @@
 //!   per group did. Only the nice value is matched, not a real-time policy.
 //! - A helper is `SCHED_BATCH` (`priority::batch_this_thread`): its share of the CPU is
 //!   that of its nice value, but waking it does not preempt the leader, which must issue
-//!   its write first (it may still wait for a CPU that other work holds). A helper woken after an idle pause otherwise took the leader's
-//!   CPU: with 5 ms idle (`sync` and a sleep) before each 10,000-fingerprint commit,
-//!   commit 1.76–1.80 ms against 1.44–1.50 ms with a thread spawned per group; in a
-//!   later alternated run, `SCHED_BATCH` helpers 1.21–1.26 ms against spawned threads
-//!   1.28–1.30 ms (back to back, without the pauses: 1.02–1.19 ms).
+//!   its write first (it may still wait for a CPU that other work holds). A helper woken
+//!   after an idle pause otherwise took the leader's CPU: with 5 ms idle (`sync` and a
+//!   sleep) before each 10,000-fingerprint commit, commit 1.76–1.80 ms against
+//!   1.44–1.50 ms with a thread spawned per group; in a later alternated run,
+//!   `SCHED_BATCH` helpers 1.21–1.26 ms against spawned threads 1.28–1.30 ms (back to
+//!   back, without the pauses: 1.02–1.19 ms).
 //! - A helper starts with its first job (a store that never commits a large group starts
 //!   none) and stops, joined, when the store closes or is dropped; a transaction that
 //!   outlives the store starts it again, and it stops when the last handle goes.
